@@ -1,0 +1,55 @@
+# hpcfit: two commands do all set-up on a fresh machine.
+#   make run    builds .venv (Python >= 3.12, found automatically) and runs the main job
+#   make test   builds .venv and runs the whole test suite (serial, then MPI)
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+RUN_ARGS  ?=
+MPI_TIMEOUT ?= 1200
+
+# First interpreter >= 3.12 among: $(PYTHON), python3.13, python3.12, python3, pyenv's versions.
+PYTHON_FOUND := $(shell for c in $(PYTHON) python3.13 python3.12 python3 \
+    $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+    command -v $$c >/dev/null 2>&1 || [ -x "$$c" ] || continue; \
+    $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c || echo $$c; } && break; \
+    done | head -n 1)
+
+.PHONY: run test test-serial test-mpi lint bench venv clean
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON_FOUND)" ]; then echo "make: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)" >&2; exit 1; fi
+	@echo "using $(PYTHON_FOUND) ($$($(PYTHON_FOUND) --version))"
+	$(PYTHON_FOUND) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/hpcfit $(RUN_ARGS)
+
+test: test-serial test-mpi
+
+test-serial: $(STAMP)
+	$(PY) -m pytest
+
+test-mpi: $(STAMP)
+	@if ls tests/mpi/test_*.py >/dev/null 2>&1; then \
+	  PATH=$(abspath $(VENV))/bin:$$PATH timeout $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -p no:cacheprovider --with-mpi --timeout=300 tests/mpi && \
+	  PATH=$(abspath $(VENV))/bin:$$PATH timeout $(MPI_TIMEOUT) $(VENV)/bin/mpiexec -n 4 $(PY) -m pytest -p no:cacheprovider --with-mpi --timeout=300 tests/mpi; \
+	else echo "no MPI tests yet"; fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hpcfit tests benchmarks
+	$(VENV)/bin/ruff format --check hpcfit tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/model_cost.py
+	$(PY) benchmarks/nlsq_warm_start.py
+
+clean:
+	rm -rf $(VENV) runs outputs multirun .pytest_cache

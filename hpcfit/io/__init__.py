@@ -1,0 +1,1 @@
+"""Writing results: atomic files, the run record, plots."""

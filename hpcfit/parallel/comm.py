@@ -1,0 +1,195 @@
+"""The MPI seam: a ``Comm`` protocol with a serial twin and an mpi4py implementation.
+
+Every stage takes a ``comm``; only this module imports mpi4py, so every stage and pipeline runs in
+plain pytest on :class:`SerialComm`. :class:`MPIComm` works on a *clone* of ``COMM_WORLD`` so
+library traffic never mixes with other users of the world communicator. Lower-case methods move
+picklable Python objects (metadata, records of a few MB); the capitalised ``Scatterv``/``Gatherv``
+move contiguous float64/int arrays through buffers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Comm(Protocol):
+    """What stages need from a communicator."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def bcast(self, obj: Any, root: int = 0) -> Any: ...
+
+    def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any: ...
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None: ...
+
+    def allreduce_sum(self, value: float) -> float: ...
+
+    def allreduce_or(self, flag: bool) -> bool: ...
+
+    def barrier(self) -> None: ...
+
+    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+        """Split ``array`` (on root) along axis 0 into ``counts`` rows per rank."""
+        ...
+
+    def gatherv(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
+        """Concatenate every rank's rows along axis 0 on root (None elsewhere)."""
+        ...
+
+    def split_shared(self) -> Comm:
+        """The node-local sub-communicator (ranks sharing memory)."""
+        ...
+
+    def abort(self, code: int = 1) -> None: ...
+
+
+class SerialComm:
+    """One process: every collective is the identity."""
+
+    rank = 0
+    size = 1
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any:
+        assert objs is not None and len(objs) == 1, "scatter needs exactly one item per rank"
+        return objs[0]
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        return [obj]
+
+    def allreduce_sum(self, value: float) -> float:
+        return value
+
+    def allreduce_or(self, flag: bool) -> bool:
+        return bool(flag)
+
+    def barrier(self) -> None:
+        return None
+
+    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+        assert array is not None and len(counts) == 1 and counts[0] == len(array)
+        return np.ascontiguousarray(array).copy()
+
+    def gatherv(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
+        return np.ascontiguousarray(local).copy()
+
+    def split_shared(self) -> SerialComm:
+        return self
+
+    def abort(self, code: int = 1) -> None:
+        sys.stderr.flush()
+        raise SystemExit(code)
+
+
+class MPIComm:
+    """mpi4py on a clone of ``COMM_WORLD`` (or of a given communicator)."""
+
+    def __init__(self, comm: Any = None) -> None:
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self._comm = (comm if comm is not None else MPI.COMM_WORLD).Clone()
+
+    @property
+    def rank(self) -> int:
+        return int(self._comm.Get_rank())
+
+    @property
+    def size(self) -> int:
+        return int(self._comm.Get_size())
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return self._comm.bcast(obj, root=root)
+
+    def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any:
+        return self._comm.scatter(objs, root=root)
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        return self._comm.gather(obj, root=root)
+
+    def allreduce_sum(self, value: float) -> float:
+        return self._comm.allreduce(value, op=self._mpi.SUM)
+
+    def allreduce_or(self, flag: bool) -> bool:
+        return bool(self._comm.allreduce(bool(flag), op=self._mpi.LOR))
+
+    def barrier(self) -> None:
+        self._comm.Barrier()
+
+    def _row_layout(self, array: np.ndarray | None, root: int) -> tuple[tuple[int, ...], Any]:
+        meta = (array.shape[1:], array.dtype.str) if self.rank == root and array is not None else None
+        tail, dtype = self._comm.bcast(meta, root=root)
+        return tuple(tail), np.dtype(dtype)
+
+    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+        tail, dtype = self._row_layout(array, root)
+        row = int(np.prod(tail, dtype=np.int64))
+        sizes = np.asarray(counts, dtype=np.int64) * row
+        displs = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        local = np.empty((int(counts[self.rank]), *tail), dtype=dtype)
+        send = None
+        if self.rank == root:
+            assert array is not None
+            buf = np.ascontiguousarray(array, dtype=dtype)
+            send = [buf, sizes, displs, self._mpi._typedict[dtype.char]]  # noqa: SLF001
+        self._comm.Scatterv(send, local, root=root)
+        return local
+
+    def gatherv(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
+        local = np.ascontiguousarray(local)
+        rows = self._comm.gather(int(local.shape[0]), root=root)
+        if self.rank != root:
+            self._comm.Gatherv(local, None, root=root)
+            return None
+        row = int(np.prod(local.shape[1:], dtype=np.int64))
+        sizes = np.asarray(rows, dtype=np.int64) * row
+        displs = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        out = np.empty((int(sum(rows)), *local.shape[1:]), dtype=local.dtype)
+        recv = [out, sizes, displs, self._mpi._typedict[local.dtype.char]]  # noqa: SLF001
+        self._comm.Gatherv(local, recv, root=root)
+        return out
+
+    def split_shared(self) -> MPIComm:
+        node = self._comm.Split_type(self._mpi.COMM_TYPE_SHARED, key=self.rank)
+        return MPIComm(node)
+
+    def abort(self, code: int = 1) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._comm.Abort(code)
+
+
+def world() -> Comm:
+    """``MPIComm`` when this process is one of several MPI ranks, else ``SerialComm``."""
+    from mpi4py import MPI
+
+    return MPIComm() if MPI.COMM_WORLD.Get_size() > 1 else SerialComm()
+
+
+def abort_world_if_parallel(message: str, details: str = "") -> None:
+    """Abort every rank when running under MPI with more than one rank (no-op otherwise).
+
+    Used by the test suite's failure hook so that one failing rank cannot leave the others
+    waiting in a collective.
+    """
+    if "mpi4py.MPI" not in sys.modules:
+        return
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_size() > 1:
+        rank = MPI.COMM_WORLD.Get_rank()
+        sys.stderr.write(f"rank {rank}: {message}\n{details}\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)

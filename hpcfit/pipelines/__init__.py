@@ -1,0 +1,1 @@
+"""Workload pipelines: stage calls in data-flow order."""

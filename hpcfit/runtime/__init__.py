@@ -1,0 +1,1 @@
+"""Process-level setup that must happen before the JAX backend starts."""

@@ -1,0 +1,525 @@
+"""Data files: format by extension, HDF5 layout detection and raw readers (model spec §7.2).
+
+``read_file`` returns a :class:`RawData` — every matrix the file holds, with its q and φ, before
+any selection. Selection, slicing and validation live in :mod:`hpcfit.xpcs.data`.
+
+Decisions where the spec is silent:
+
+- Matrix datasets of a group (APS-U ``correlation_map``, legacy ``C2T_all``) are sorted by a
+  *natural* key: digit runs compare as integers, the rest as text, ties broken by the plain
+  name. For zero-padded names of one width (``c2_00002``) this is the lexical order; for
+  unpadded names it puts ``c2_2`` before ``c2_10``. Subgroups in those groups are ignored.
+- A time axis is optional in every layout (it is never used for the physics); where present it
+  must have exactly one non-singleton dimension.
+- Vectors stored as (1, n) or (n, 1) are flattened. q and sigma of size 1 are broadcast to every
+  matrix; otherwise q, φ and sigma must have one value per matrix.
+- "exchange" layout: the q, φ and time names are looked up in the ``exchange`` group first, then
+  at the file root. It is detected when ``exchange`` holds one of the c2 dataset names.
+- APS-U: ``xpcs/twotime/processed_bins`` is required. Without ``xpcs/qmap/dynamic_v_list_dim1``
+  n_φ = 1 and φ counts as missing (general rule: error with > 1 matrix, else 0 with a warning).
+- Half-matrix rebuild applies only to APS-U and APS legacy; "both triangles non-zero" gives one
+  warning per file with the count of such matrices. Exchange, flat and NPZ matrices are used as
+  stored.
+- NPZ files accept ``layout`` "auto", "flat" or "npz"; HDF5 layouts cannot be forced on them.
+- Every warning is issued with :func:`warnings.warn` (UserWarning) and also kept in
+  ``RawData.warnings`` so it can be recorded in the provenance.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpcfit.errors import DataError
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+NPZ_SUFFIXES = (".npz",)
+SUPPORTED_FORMATS = "HDF5 (.h5, .hdf5, .hdf) or NPZ (.npz)"
+
+LAYOUTS = ("aps_u", "aps_legacy", "exchange", "flat")
+"""HDF5 layouts in detection order."""
+
+# APS-U twotime
+APSU_CMAP = "xpcs/twotime/correlation_map"
+APSU_QLIST = "xpcs/qmap/dynamic_v_list_dim0"
+APSU_PHILIST = "xpcs/qmap/dynamic_v_list_dim1"
+APSU_BINS = "xpcs/twotime/processed_bins"
+APSU_T = ("xpcs/twotime/t", "xpcs/t", "exchange/t")
+# APS legacy
+LEGACY_DQ = "xpcs/dqlist"
+LEGACY_DPHI = "xpcs/dphilist"
+LEGACY_C2 = "exchange/C2T_all"
+LEGACY_T = ("exchange/t", "exchange/tau", "xpcs/t")
+# "exchange" group
+EXCHANGE = "exchange"
+EXCHANGE_C2 = ("twotime_corr", "twotime", "c2", "corr")
+EXCHANGE_T = ("tau", "t", "times", "delay_time")
+EXCHANGE_Q = ("q_val", "q_values", "q", "qval")
+EXCHANGE_PHI = ("phi", "phi_angles", "azimuth")
+
+
+@dataclass(frozen=True)
+class FlatKeys:
+    """Dataset (HDF5 flat layout) or array (NPZ) names; configurable."""
+
+    c2: str = "c2"
+    t: str = "t"
+    q: str = "q"
+    phi: str = "phi"
+    sigma: str = "sigma"
+
+
+@dataclass(frozen=True)
+class RawData:
+    """What a file holds, before selection. Arrays are float64.
+
+    Attributes
+    ----------
+    c2 : Float64[Array, "n_bins N N"]  full matrices (half matrices already rebuilt)
+    q : Float64[Array, "n_bins"]  q per matrix (1/Å)
+    phi : Float64[Array, "n_bins"]  azimuth per matrix (deg), as stored (not normalised)
+    t_file : Float64[Array, "n_t"] | None  the file's time axis, if any (not yet validated)
+    sigma : Float64[Array, "n_bins"] | None  known noise level (flat / NPZ ``sigma``)
+    layout : str  "aps_u" | "aps_legacy" | "exchange" | "flat" | "npz"
+    bins : list[int] | None  1-based processed bin numbers (APS-U only)
+    warnings : tuple[str, ...]  warnings issued while reading
+    """
+
+    c2: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    t_file: np.ndarray | None
+    sigma: np.ndarray | None
+    layout: str
+    bins: list[int] | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.c2.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.c2.shape[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
+    """Sort key: digit runs compare as integers, other runs as text; ties by the plain name."""
+    parts = re.split(r"(\d+)", name)
+    key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+    return key, name
+
+
+def _warn(msg: str, sink: list[str]) -> None:
+    sink.append(msg)
+    warnings.warn(msg, UserWarning, stacklevel=3)
+
+
+def _numeric(arr: Any, src: str, field: str) -> np.ndarray:
+    """Return ``arr`` as float64, or raise if it is not a real numeric array."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "biuf":
+        raise DataError(
+            f"{src}: {field}: expected a real numeric array, got dtype {a.dtype} "
+            f"with shape {a.shape}"
+        )
+    return a.astype(np.float64)
+
+
+def _vector(arr: Any, src: str, field: str) -> np.ndarray:
+    """A 1-D float64 vector; scalars become length 1, (1, n)/(n, 1) are flattened."""
+    a = _numeric(arr, src, field)
+    if a.ndim > 1 and sum(d > 1 for d in a.shape) <= 1:
+        a = a.reshape(-1)
+    a = np.atleast_1d(a)
+    if a.ndim != 1:
+        raise DataError(f"{src}: {field}: expected a 1-D vector, got shape {a.shape}")
+    return a
+
+
+def _per_bin(arr: np.ndarray, n: int, src: str, field: str, *, broadcast: bool) -> np.ndarray:
+    if arr.size == n:
+        return arr
+    if broadcast and arr.size == 1:
+        return np.full(n, arr[0], dtype=np.float64)
+    want = f"{n} values (one per matrix)" + (" or 1" if broadcast else "")
+    raise DataError(f"{src}: {field}: has {arr.size} values, expected {want}")
+
+
+def _stack_c2(arr: Any, src: str, field: str) -> np.ndarray:
+    """c2 as (n, N, N) float64; a 2-D matrix becomes one slot."""
+    a = _numeric(arr, src, field)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise DataError(f"{src}: {field}: expected an N×N or n×N×N array, got shape {a.shape}")
+    if a.shape[1] != a.shape[2]:
+        raise DataError(f"{src}: {field}: matrices must be square, got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise DataError(f"{src}: {field}: holds no matrices (shape {a.shape})")
+    return np.ascontiguousarray(a)
+
+
+def rebuild_half(m: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Rebuild a half-stored matrix as M + Mᵀ − diag(M) if one strict triangle is all zero.
+
+    Returns ``(matrix, rebuilt)``; if both strict triangles are non-zero, ``M`` is returned as is
+    with ``rebuilt = False``. The rebuild is exact: off-diagonal entries are x + 0 and the
+    diagonal is copied.
+    """
+    lower_zero = not np.any(np.tril(m, k=-1))
+    upper_zero = not np.any(np.triu(m, k=1))
+    if not (lower_zero or upper_zero):
+        return m, False
+    full = m + m.T
+    np.fill_diagonal(full, np.diagonal(m))
+    return full, True
+
+
+def _phi_or_default(
+    phi: np.ndarray | None, n: int, src: str, field: str, sink: list[str]
+) -> np.ndarray:
+    if phi is not None:
+        return _per_bin(phi, n, src, field, broadcast=False)
+    if n > 1:
+        raise DataError(
+            f"{src}: {field}: missing; an azimuth per matrix is required when the file holds "
+            f"{n} matrices"
+        )
+    _warn(f"{src}: {field}: missing; the single matrix is taken at phi = 0 deg", sink)
+    return np.zeros(1, dtype=np.float64)
+
+
+def _check_layout_arg(layout: str, allowed: tuple[str, ...], src: str) -> None:
+    if layout not in allowed:
+        raise DataError(f"{src}: data.layout: got {layout!r}, expected one of {', '.join(allowed)}")
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5
+
+
+def _has(h5: Any, name: str) -> bool:
+    try:
+        return name in h5
+    except (KeyError, ValueError, RuntimeError):  # broken links and similar
+        return False
+
+
+def _is_dataset(h5: Any, name: str) -> bool:
+    import h5py
+
+    return _has(h5, name) and isinstance(h5[name], h5py.Dataset)
+
+
+def _is_group(h5: Any, name: str) -> bool:
+    import h5py
+
+    return _has(h5, name) and isinstance(h5[name], h5py.Group)
+
+
+def _h5name(h5: Any) -> str:
+    return str(getattr(getattr(h5, "file", h5), "filename", "<hdf5>"))
+
+
+def _exchange_c2_name(h5: Any) -> str | None:
+    for name in EXCHANGE_C2:
+        if _is_dataset(h5, f"{EXCHANGE}/{name}"):
+            return f"{EXCHANGE}/{name}"
+    return None
+
+
+def detect_layout(h5file: Any, keys: FlatKeys | None = None) -> str:
+    """The layout of an open HDF5 file, tried in the order aps_u, aps_legacy, exchange, flat.
+
+    Raises :class:`DataError` naming the datasets that would identify each layout.
+    """
+    keys = keys or FlatKeys()
+    if _has(h5file, APSU_CMAP) and _has(h5file, APSU_QLIST):
+        return "aps_u"
+    if _has(h5file, LEGACY_DQ) and _has(h5file, LEGACY_C2):
+        return "aps_legacy"
+    if _exchange_c2_name(h5file) is not None:
+        return "exchange"
+    if _has(h5file, keys.c2):
+        return "flat"
+    raise DataError(
+        f"{_h5name(h5file)}: unknown HDF5 layout; expected aps_u ({APSU_CMAP} and {APSU_QLIST}), "
+        f"aps_legacy ({LEGACY_DQ} and {LEGACY_C2}), exchange (one of "
+        f"{', '.join(f'{EXCHANGE}/{n}' for n in EXCHANGE_C2)}) or flat (/{keys.c2})"
+    )
+
+
+def _read(h5: Any, name: str, src: str) -> np.ndarray:
+    if not _is_dataset(h5, name):
+        kind = "not a dataset" if _has(h5, name) else "missing"
+        raise DataError(f"{src}: {name}: {kind}; expected a dataset")
+    try:
+        return np.asarray(h5[name][()])
+    except (OSError, TypeError, ValueError) as exc:
+        raise DataError(f"{src}: {name}: cannot be read ({exc})") from None
+
+
+def _first(h5: Any, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if _is_dataset(h5, name):
+            return name
+    return None
+
+
+def _group_matrices(h5: Any, group: str, src: str, sink: list[str]) -> np.ndarray:
+    """Datasets of ``group`` in natural name order, half matrices rebuilt, stacked (n, N, N)."""
+    import h5py
+
+    if not _is_group(h5, group):
+        raise DataError(f"{src}: {group}: expected a group of correlation matrices")
+    g = h5[group]
+    names = sorted((k for k in g.keys() if isinstance(g.get(k), h5py.Dataset)), key=natural_key)
+    if not names:
+        raise DataError(f"{src}: {group}: holds no matrix datasets")
+    mats: list[np.ndarray] = []
+    n_full = 0
+    first_shape: tuple[int, ...] | None = None
+    for name in names:
+        field = f"{group}/{name}"
+        m = _numeric(_read(h5, field, src), src, field)
+        if m.ndim != 2 or m.shape[0] != m.shape[1]:
+            raise DataError(f"{src}: {field}: expected a square N×N matrix, got shape {m.shape}")
+        if first_shape is None:
+            first_shape = m.shape
+        elif m.shape != first_shape:
+            raise DataError(
+                f"{src}: {field}: shape {m.shape} differs from {group}/{names[0]} {first_shape}; "
+                "all matrices must have the same size"
+            )
+        m, rebuilt = rebuild_half(m)
+        n_full += not rebuilt
+        mats.append(m)
+    if n_full:
+        _warn(
+            f"{src}: {group}: {n_full} of {len(names)} half-stored matrices have both strict "
+            "triangles non-zero; used as stored",
+            sink,
+        )
+    return np.ascontiguousarray(np.stack(mats))
+
+
+def _read_time(h5: Any, names: tuple[str, ...], src: str) -> np.ndarray | None:
+    name = _first(h5, names)
+    return None if name is None else _vector(_read(h5, name, src), src, name)
+
+
+def _read_aps_u(h5: Any, src: str, sink: list[str]) -> RawData:
+    c2 = _group_matrices(h5, APSU_CMAP, src, sink)
+    q_list = _vector(_read(h5, APSU_QLIST, src), src, APSU_QLIST)
+    phi_list = (
+        _vector(_read(h5, APSU_PHILIST, src), src, APSU_PHILIST) if _has(h5, APSU_PHILIST) else None
+    )
+    n_q = q_list.size
+    n_phi = 1 if phi_list is None else phi_list.size
+    if n_q == 0 or n_phi == 0:
+        raise DataError(f"{src}: {APSU_QLIST}/{APSU_PHILIST}: empty bin list")
+    raw_bins = _numeric(_read(h5, APSU_BINS, src), src, APSU_BINS).reshape(-1)
+    if raw_bins.size != c2.shape[0]:
+        raise DataError(
+            f"{src}: {APSU_BINS}: has {raw_bins.size} bins but {APSU_CMAP} holds "
+            f"{c2.shape[0]} matrices; expected one bin per matrix"
+        )
+    if not np.all(np.isfinite(raw_bins)) or np.any(raw_bins != np.round(raw_bins)):
+        raise DataError(f"{src}: {APSU_BINS}: expected integer bin numbers")
+    bins = raw_bins.astype(np.int64)
+    n_total = n_q * n_phi
+    bad = np.flatnonzero((bins < 1) | (bins > n_total))
+    if bad.size:
+        raise DataError(
+            f"{src}: {APSU_BINS}: bin {int(bins[bad[0]])} at position {int(bad[0])} is outside "
+            f"1…{n_total} (n_q = {n_q} × n_phi = {n_phi})"
+        )
+    q_idx = (bins - 1) // n_phi
+    phi_idx = (bins - 1) % n_phi
+    q = q_list[q_idx]
+    phi = _phi_or_default(
+        None if phi_list is None else phi_list[phi_idx], c2.shape[0], src, APSU_PHILIST, sink
+    )
+    return RawData(
+        c2=c2,
+        q=q,
+        phi=phi,
+        t_file=_read_time(h5, APSU_T, src),
+        sigma=None,
+        layout="aps_u",
+        bins=[int(b) for b in bins],
+        warnings=tuple(sink),
+    )
+
+
+def _read_aps_legacy(h5: Any, src: str, sink: list[str]) -> RawData:
+    c2 = _group_matrices(h5, LEGACY_C2, src, sink)
+    n = c2.shape[0]
+    q = _per_bin(
+        _vector(_read(h5, LEGACY_DQ, src), src, LEGACY_DQ), n, src, LEGACY_DQ, broadcast=False
+    )
+    phi = _vector(_read(h5, LEGACY_DPHI, src), src, LEGACY_DPHI) if _has(h5, LEGACY_DPHI) else None
+    return RawData(
+        c2=c2,
+        q=q,
+        phi=_phi_or_default(phi, n, src, LEGACY_DPHI, sink),
+        t_file=_read_time(h5, LEGACY_T, src),
+        sigma=None,
+        layout="aps_legacy",
+        bins=None,
+        warnings=tuple(sink),
+    )
+
+
+def _read_exchange(h5: Any, src: str, sink: list[str]) -> RawData:
+    c2_name = _exchange_c2_name(h5)
+    if c2_name is None:
+        raise DataError(
+            f"{src}: exchange layout: none of "
+            f"{', '.join(f'{EXCHANGE}/{n}' for n in EXCHANGE_C2)} is a dataset"
+        )
+    c2 = _stack_c2(_read(h5, c2_name, src), src, c2_name)
+    n = c2.shape[0]
+
+    def lookup(names: tuple[str, ...]) -> str | None:
+        return _first(h5, tuple(f"{EXCHANGE}/{k}" for k in names) + names)
+
+    q_name = lookup(EXCHANGE_Q)
+    if q_name is None:
+        raise DataError(
+            f"{src}: q: missing; expected one of {', '.join(EXCHANGE_Q)} in /{EXCHANGE} or at "
+            "the file root (the model needs q)"
+        )
+    q = _per_bin(_vector(_read(h5, q_name, src), src, q_name), n, src, q_name, broadcast=True)
+    phi_name = lookup(EXCHANGE_PHI)
+    phi = None if phi_name is None else _vector(_read(h5, phi_name, src), src, phi_name)
+    t_name = lookup(EXCHANGE_T)
+    return RawData(
+        c2=c2,
+        q=q,
+        phi=_phi_or_default(phi, n, src, phi_name or "/".join(EXCHANGE_PHI), sink),
+        t_file=None if t_name is None else _vector(_read(h5, t_name, src), src, t_name),
+        sigma=None,
+        layout="exchange",
+        bins=None,
+        warnings=tuple(sink),
+    )
+
+
+def _from_flat(
+    get: Callable[[str], np.ndarray | None], keys: FlatKeys, src: str, layout: str, sink: list[str]
+) -> RawData:
+    """Shared reader of the flat HDF5 layout and NPZ; ``get(name)`` is None when missing."""
+    c2_raw = get(keys.c2)
+    if c2_raw is None:
+        raise DataError(f"{src}: {keys.c2}: missing; expected the c2 array (N×N or n×N×N)")
+    c2 = _stack_c2(c2_raw, src, keys.c2)
+    n = c2.shape[0]
+    q_raw = get(keys.q)
+    if q_raw is None:
+        raise DataError(f"{src}: {keys.q}: missing; a q per matrix (1/Å) is required")
+    q = _per_bin(_vector(q_raw, src, keys.q), n, src, keys.q, broadcast=True)
+    phi_raw = get(keys.phi)
+    phi = None if phi_raw is None else _vector(phi_raw, src, keys.phi)
+    t_raw = get(keys.t)
+    sigma_raw = get(keys.sigma)
+    sigma = (
+        None
+        if sigma_raw is None
+        else _per_bin(_vector(sigma_raw, src, keys.sigma), n, src, keys.sigma, broadcast=True)
+    )
+    return RawData(
+        c2=c2,
+        q=q,
+        phi=_phi_or_default(phi, n, src, keys.phi, sink),
+        t_file=None if t_raw is None else _vector(t_raw, src, keys.t),
+        sigma=sigma,
+        layout=layout,
+        bins=None,
+        warnings=tuple(sink),
+    )
+
+
+def _read_hdf5(path: Path, layout: str, keys: FlatKeys) -> RawData:
+    import h5py
+
+    src = str(path)
+    _check_layout_arg(layout, ("auto", *LAYOUTS), src)
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{src}: not a readable HDF5 file ({exc})") from None
+    sink: list[str] = []
+    with h5:
+        if layout == "auto":
+            layout = detect_layout(h5, keys)
+        if layout == "aps_u":
+            return _read_aps_u(h5, src, sink)
+        if layout == "aps_legacy":
+            return _read_aps_legacy(h5, src, sink)
+        if layout == "exchange":
+            return _read_exchange(h5, src, sink)
+
+        def get(name: str) -> np.ndarray | None:
+            return _read(h5, name, src) if _has(h5, name) else None
+
+        return _from_flat(get, keys, src, "flat", sink)
+
+
+def _read_npz(path: Path, layout: str, keys: FlatKeys) -> RawData:
+    src = str(path)
+    _check_layout_arg(layout, ("auto", "flat", "npz"), src)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{src}: not a readable NPZ archive ({exc})") from None
+    if not isinstance(archive, Mapping):
+        raise DataError(f"{src}: expected an NPZ archive of named arrays, got a single array")
+    sink: list[str] = []
+    with archive:
+
+        def get(name: str) -> np.ndarray | None:
+            if name not in archive.files:
+                return None
+            try:
+                return archive[name]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise DataError(
+                    f"{src}: {name}: cannot be loaded without pickle; expected a numeric "
+                    f"array ({exc})"
+                ) from None
+
+        return _from_flat(get, keys, src, "npz", sink)
+
+
+def read_file(path: str | Path, layout: str = "auto", keys: FlatKeys | None = None) -> RawData:
+    """Read every matrix of ``path``; the format is chosen by extension (model spec §7.2).
+
+    ``layout`` is "auto" or one of aps_u, aps_legacy, exchange, flat (HDF5); NPZ accepts
+    "auto", "flat" or "npz". ``keys`` names the flat/NPZ arrays.
+    """
+    path = Path(path)
+    keys = keys or FlatKeys()
+    suffix = path.suffix.lower()
+    if suffix not in HDF5_SUFFIXES + NPZ_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file extension {path.suffix or '(none)'!r}; "
+            f"supported formats: {SUPPORTED_FORMATS}"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    if suffix in NPZ_SUFFIXES:
+        return _read_npz(path, layout, keys)
+    return _read_hdf5(path, layout, keys)

@@ -1,0 +1,275 @@
+"""NLSQ warm start: one joint multi-angle fit with ``nlsq.curve_fit`` (cmc spec §1).
+
+Shared physics across all selected slots, per-slot contrast and offset (profiled by variable
+projection, or fitted), residuals on the pooled strict upper triangle only. σ_a is used when
+known; otherwise a first unweighted pass estimates it and a weighted second pass refines the fit.
+The covariance is computed here (not the solver's): s²(JᵀJ)⁺ over *all* free quantities.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpcfit.config import Loss, NlsqConfig, Scaling, XScale
+from hpcfit.records import NLSQResult, StartRecord, WarmStartFlag
+from hpcfit.xpcs.covariance import covariance
+from hpcfit.xpcs.dataset import XpcsData
+from hpcfit.xpcs.params import NAMES, ParamSpace
+from hpcfit.xpcs.problem import Problem
+
+log = logging.getLogger(__name__)
+
+_START_MARGIN = 1e-9  # starts are clipped this fraction of (hi − lo) inside the bounds
+_PIN_RTOL = 1e-6  # a free quantity this close to a bound (relative to hi − lo) is pinned
+
+
+def import_nlsq():
+    """Import ``nlsq`` without its import-time side effects on logging (deployment spec §7.3)."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    import nlsq
+
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+    logging.getLogger("nlsq").propagate = False
+    return nlsq
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One solver run in the space of the problem's unknowns."""
+
+    x0: np.ndarray
+    x: np.ndarray
+    cost: float
+    start_cost: float
+    success: bool
+    status: int | None
+    message: str
+    nfev: int | None
+    njev: int | None
+    nit: int | None
+    raised: bool
+
+
+def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
+    """Run the warm start on ``data`` and return its record (never raises for solver failures)."""
+    wall0 = time.perf_counter()
+    problem = Problem.from_data(data, space)
+    sigma_known = _known_sigma(data, cfg)
+    weights = 1.0 / sigma_known if sigma_known is not None else np.ones(problem.n_phi)
+    fit_mode = cfg.scaling is Scaling.fit
+
+    starts = _starts(problem, cfg)
+    first = [_solve(problem, problem.initial_unknowns(s, weights, fit_mode), weights, cfg) for s in starts]
+    records = tuple(
+        StartRecord(
+            start=s,
+            theta=problem.physics_of(p.x, fit_mode),
+            cost=p.cost,
+            flags=tuple(f.name for f in _solver_flags(p, problem, fit_mode)),
+        )
+        for s, p in zip(starts, first, strict=True)
+    )
+    best = _best(first, problem, fit_mode)
+    passes = 1
+    final = best
+    if sigma_known is None:
+        sigma_hat = problem.sigma_hat(best.x, fit_mode)
+        if problem.n_phi > 1 and np.all(np.isfinite(sigma_hat)) and not best.raised:
+            weights = 1.0 / sigma_hat
+            x0 = problem.reweighted_unknowns(best.x, weights, fit_mode)
+            final = _solve(problem, x0, weights, cfg)
+            final = _Pass(**{**final.__dict__, "start_cost": best.start_cost})
+            passes = 2
+    theta_names, theta, lo, hi = problem.free_quantities(final.x, fit_mode)
+    r = problem.weighted_residuals(theta, weights)
+    ssr_w = float(np.sum(r * r))
+    n_points, n_free = problem.size, theta.size
+    dof = n_points - n_free
+    cov_result = covariance(problem, theta, weights, cfg.jac_chunk_bytes, s2=ssr_w / dof)
+    sigma_hat = problem.sigma_hat(final.x, fit_mode)
+    pinned = _pinned(theta, lo, hi)
+    sigma_k = np.sqrt(np.clip(np.diag(cov_result.cov), 0.0, None))
+    sigma_k[pinned] = np.nan
+
+    flags = list(_solver_flags(final, problem, fit_mode, residuals=r))
+    if pinned.any():
+        flags.append(WarmStartFlag.at_bounds)
+    if cov_result.null_dims:
+        flags.append(WarmStartFlag.singular)
+    degenerate = problem.degenerate_slots(final.x, fit_mode)
+    if degenerate.any():
+        flags.append(WarmStartFlag.scaling_unidentified)
+    if final.success and all(f.usable for f in flags) and not pinned.any():
+        flags.insert(0, WarmStartFlag.converged)
+
+    ssr_slot = problem.ssr_per_slot(theta)
+    counts = problem.slot_counts
+    chi2_red, reason = None, "σ estimated from residuals"
+    if sigma_known is not None:
+        chi2_red, reason = float(np.sum(ssr_slot / sigma_known**2) / dof), None
+    params, contrast, offset = problem.split_free(theta)
+    return NLSQResult(
+        flags=tuple(dict.fromkeys(flags)),
+        message=final.message,
+        theta_names=theta_names,
+        theta=theta,
+        cov=cov_result.cov,
+        sigma_k=sigma_k,
+        params=params,
+        contrast=contrast,
+        offset=offset,
+        sigma_hat=sigma_hat,
+        sigma_known=sigma_known is not None,
+        chi2_red=chi2_red,
+        chi2_red_reason=reason,
+        cost=final.cost,
+        start_cost=final.start_cost,
+        ssr_weighted=ssr_w,
+        dof=dof,
+        residual_rms=np.sqrt(ssr_slot / counts),
+        condition_number=cov_result.condition_number,
+        unidentified=tuple(theta_names[k] for k in cov_result.unidentified),
+        nfev=final.nfev,
+        njev=final.njev,
+        nit=final.nit,
+        solver_status=final.status,
+        wall_s=time.perf_counter() - wall0,
+        scaling_mode=cfg.scaling.value,
+        starts=records,
+        passes=passes,
+        extra={
+            "degenerate_slots": [int(k) for k in np.flatnonzero(degenerate)],
+            "sigma_used": [float(x) for x in 1.0 / weights],
+            "pinned": [theta_names[k] for k in np.flatnonzero(pinned)],
+            "n_points": n_points,
+            "slot_counts": [int(c) for c in counts],
+        },
+    )
+
+
+def _known_sigma(data: XpcsData, cfg: NlsqConfig) -> np.ndarray | None:
+    if cfg.sigma:
+        return np.broadcast_to(np.asarray(cfg.sigma, dtype=np.float64), (data.n_phi,)).copy()
+    if data.sigma is not None:
+        return np.asarray(data.sigma, dtype=np.float64)
+    return None
+
+
+def _starts(problem: Problem, cfg: NlsqConfig) -> list[np.ndarray]:
+    """Start 0 is the configured start; starts 1…n−1 a seeded Latin hypercube over the box."""
+    space = problem.space
+    free = space.free_index
+    lo, hi = space.lo[free], space.hi[free]
+    margin = _START_MARGIN * (hi - lo)
+    starts = [np.clip(space.start[free], lo + margin, hi - margin)]
+    n_extra = max(cfg.multistart.n - 1, 0)
+    if n_extra:
+        rng = np.random.Generator(np.random.PCG64(cfg.multistart.seed))
+        strata = np.stack([rng.permutation(n_extra) for _ in range(free.size)], axis=1)
+        u = (strata + rng.uniform(size=strata.shape)) / n_extra
+        log_scale = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) >= 100.0)
+        linear = lo + u * (hi - lo)
+        logarithmic = np.exp(np.log(np.where(log_scale, lo, 1.0)) + u * np.log(hi / np.where(log_scale, lo, hi)))
+        points = np.where(log_scale, logarithmic, linear)
+        starts.extend(np.clip(p, lo + margin, hi - margin) for p in points)
+    return starts
+
+
+def _solve(problem: Problem, x0: np.ndarray, weights: np.ndarray, cfg: NlsqConfig) -> _Pass:
+    nlsq = import_nlsq()
+    import jax
+
+    residual = jax.jit(problem.residual_function(weights, cfg.scaling is Scaling.fit))
+    lo, hi = problem.unknown_bounds(cfg.scaling is Scaling.fit)
+    x_scale = problem.unknown_prior_sd(cfg.scaling is Scaling.fit)
+    r0 = np.asarray(residual(x0))
+    start_cost = 0.5 * float(np.sum(r0 * r0))
+
+    def model(_x, *theta):
+        import jax.numpy as jnp
+
+        return residual(jnp.stack(theta))
+
+    try:
+        result = nlsq.curve_fit(
+            model,
+            np.arange(problem.size, dtype=np.float64),
+            np.zeros(problem.size),
+            p0=x0,
+            bounds=(lo, hi),
+            method="trf",
+            loss=cfg.loss.value,
+            f_scale=cfg.f_scale if cfg.loss is Loss.soft_l1 else 1.0,
+            x_scale="jac" if cfg.x_scale is XScale.jac else x_scale,
+            ftol=cfg.ftol,
+            xtol=cfg.xtol,
+            gtol=cfg.gtol,
+            max_nfev=cfg.max_nfev,
+        )
+    except Exception as exc:  # a solver failure is a status, not a crash
+        log.warning("nlsq.curve_fit raised %s: %s", type(exc).__name__, exc)
+        return _Pass(x0, x0.copy(), np.nan, start_cost, False, None, f"{type(exc).__name__}: {exc}",
+                     None, None, None, True)
+    x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
+    r = np.asarray(residual(x))
+    return _Pass(
+        x0=x0,
+        x=x,
+        cost=0.5 * float(np.sum(r * r)),
+        start_cost=start_cost,
+        success=bool(getattr(result, "success", False)),
+        status=_int_or_none(getattr(result, "status", None)),
+        message=str(getattr(result, "message", "")),
+        nfev=_int_or_none(getattr(result, "nfev", None)),
+        njev=_int_or_none(getattr(result, "njev", None)),
+        nit=_int_or_none(getattr(result, "nit", None)),
+        raised=False,
+    )
+
+
+def _int_or_none(x: object) -> int | None:
+    try:
+        return None if x is None else int(x)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _solver_flags(p: _Pass, problem: Problem, fit_mode: bool, residuals: np.ndarray | None = None):
+    """Flags that follow from one pass alone: error, nonfinite, no_progress, max_nfev."""
+    if p.raised:
+        return [WarmStartFlag.error]
+    flags = []
+    finite = np.all(np.isfinite(p.x)) and np.isfinite(p.cost)
+    if residuals is not None:
+        finite = finite and bool(np.all(np.isfinite(residuals)))
+    if not finite:
+        flags.append(WarmStartFlag.nonfinite)
+    scale = np.maximum(np.abs(p.x0), np.finfo(np.float64).tiny)
+    if np.all(np.abs(p.x - p.x0) <= 1e-12 * scale) and p.cost >= p.start_cost:
+        flags.append(WarmStartFlag.no_progress)
+    if p.status == 0:
+        flags.append(WarmStartFlag.max_nfev)
+        if not (finite and p.cost < p.start_cost) and WarmStartFlag.no_progress not in flags:
+            flags.append(WarmStartFlag.no_progress)
+    return flags
+
+
+def _best(passes: list[_Pass], problem: Problem, fit_mode: bool) -> _Pass:
+    """The usable pass with the lowest cost (the first pass if none is usable)."""
+    usable = [p for p in passes if all(f.usable for f in _solver_flags(p, problem, fit_mode))]
+    return min(usable, key=lambda p: p.cost) if usable else passes[0]
+
+
+def _pinned(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    tol = _PIN_RTOL * (hi - lo)
+    return (theta - lo <= tol) | (hi - theta <= tol)
+
+
+__all__ = ["fit", "import_nlsq", "NAMES"]

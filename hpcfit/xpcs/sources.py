@@ -1,0 +1,64 @@
+"""From the ``data`` configuration group to a validated :class:`XpcsData` (pipeline stage 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hpcfit.config import EmbeddedData, FileData, SyntheticData
+from hpcfit.errors import DataError
+from hpcfit.xpcs.data import Selection, load, select
+from hpcfit.xpcs.dataset import XpcsData
+from hpcfit.xpcs.layouts import FlatKeys, RawData
+from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
+
+
+def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
+    """Load, select and validate the configured dataset; raises :class:`DataError`."""
+    if isinstance(cfg, FileData):
+        path = Path(cfg.path).expanduser()
+        if not path.is_file():
+            raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
+        return load(
+            path,
+            dt=cfg.dt,
+            layout=cfg.layout.value,
+            selection=Selection(
+                q=cfg.q,
+                q_select=cfg.q_select.value,
+                q_tolerance=cfg.q_tolerance,
+                phi=None if cfg.phi is None else tuple(cfg.phi),
+                phi_ranges=None if cfg.phi_ranges is None else tuple(map(tuple, cfg.phi_ranges)),
+                phi_tolerance=cfg.phi_tolerance,
+                start_frame=cfg.start_frame,
+                end_frame=cfg.end_frame,
+            ),
+            keys=FlatKeys(**{k: getattr(cfg.keys, k) for k in ("c2", "t", "q", "phi", "sigma")}),
+        )
+    if isinstance(cfg, SyntheticData):
+        n_phi = len(cfg.phi)
+        per_slot = lambda v: tuple(np.broadcast_to(np.asarray(v, float), (n_phi,)))  # noqa: E731
+        return generate(
+            SyntheticSpec(
+                truth=tuple(cfg.truth),
+                phi=tuple(cfg.phi),
+                contrast=per_slot(cfg.contrast),
+                offset=per_slot(cfg.offset),
+                sigma=per_slot(cfg.sigma),
+                q=cfg.q,
+                n_frames=cfg.n_frames,
+                dt=cfg.dt,
+                start_frame=cfg.start_frame,
+                seed=cfg.seed,
+            )
+        )
+    full = embedded()
+    if cfg.start_frame == 1 and cfg.end_frame is None:
+        return full
+    raw = RawData(full.c2, full.q, full.phi, None, full.sigma, "embedded", None)
+    window = select(
+        raw, Selection(start_frame=cfg.start_frame, end_frame=cfg.end_frame), dt=full.dt,
+        source="embedded",
+    )
+    return XpcsData(**{**window.__dict__, "provenance": {**full.provenance, **window.provenance}})

@@ -1,0 +1,33 @@
+"""Strict test environment (design §2.13, §3).
+
+* float64 and four virtual host devices, set in the environment *before* JAX is imported (the
+  device count is read once, when the backend starts);
+* implicit rank promotion raises, so a silent broadcast in library code fails a test;
+* warnings are errors (``filterwarnings = ["error"]`` in pyproject.toml);
+* under ``--with-mpi`` the first failed report aborts the whole MPI job, so a failing rank can
+  neither deadlock the others nor pair its next barrier with another test's.
+"""
+
+from __future__ import annotations
+
+from hpcfit.runtime.process import configure
+
+configure(device_count=4)
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and item.config.getoption("with_mpi", default=False):
+        try:
+            from hpcfit.parallel.comm import abort_world_if_parallel  # no-op when size == 1
+        except ImportError:
+            return report
+        abort_world_if_parallel(f"{item.nodeid} failed ({report.when})", report.longreprtext)
+    return report

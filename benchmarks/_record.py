@@ -204,7 +204,9 @@ def mpi_library(python: str | None = None) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
+    if res.returncode != 0:
+        return None
+    return res.stdout.strip() or None
 
 
 def versions() -> dict[str, Any]:

@@ -18,9 +18,26 @@ from pathlib import Path
 from hpcfit.errors import InputError
 
 EXIT_INTERNAL = 70
-_NO_PREVALIDATION_FLAGS = {"--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--version",
-                           "--shell-completion", "-sc", "--config-path", "-cp", "--config-name",
-                           "-cn", "--config-dir", "-cd", "--package", "-p", "--resolve"}
+_NO_PREVALIDATION_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "--cfg",
+    "-c",
+    "--version",
+    "--shell-completion",
+    "-sc",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--package",
+    "-p",
+    "--resolve",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc)
     import hydra
 
-    app = hydra.main(config_path=str(config.config_dir()), config_name="config",
-                     version_base=None)(_task)
+    app = hydra.main(config_path=str(config.config_dir()), config_name="config", version_base=None)(
+        _task
+    )
     sys.argv = [sys.argv[0] if sys.argv else "hpcfit", *argv]
     app()
 

@@ -80,7 +80,7 @@ class FileData:
     q_select: QSelect = QSelect.nearest
     q_tolerance: float = 0.0
     phi: list[float] | None = None  # target angles, deg; null = all
-    phi_ranges: list[list[float]] | None = None  # wrap-aware [lo, hi] pairs, deg
+    phi_ranges: list[Any] | None = None  # wrap-aware [lo, hi] pairs, deg
     phi_tolerance: float = 5.0
     start_frame: int = 1
     end_frame: int | None = None
@@ -101,8 +101,9 @@ class SyntheticData:
     sigma: list[float] = field(default_factory=lambda: [0.002])
     seed: int = 12345
     truth: list[float] = field(
-        default_factory=lambda: [3000.0, 0.2, 0.0, 30000.0, 0.5, 0.0, 1500.0, 0.3]
-        + [0.0, 0.4, -0.8, 0.0, 0.1, 3.0]
+        default_factory=lambda: (
+            [3000.0, 0.2, 0.0, 30000.0, 0.5, 0.0, 1500.0, 0.3] + [0.0, 0.4, -0.8, 0.0, 0.1, 3.0]
+        )
     )
 
 
@@ -130,6 +131,27 @@ class ModelConfig:
     offset: ScalingParamConfig = field(
         default_factory=lambda: ScalingParamConfig(1.0, 0.5, 1.5, 1.0, 0.25)
     )
+
+    def space(self):
+        """The effective :class:`~hpcfit.xpcs.params.ParamSpace` (errors name the key)."""
+        from hpcfit.xpcs.params import ParamInfo, make_space
+
+        def info(name: str, c: ScalingParamConfig) -> ParamInfo:
+            return ParamInfo(name, "1", c.start, c.lo, c.hi, c.prior_mean, c.prior_sd)
+
+        try:
+            return make_space(
+                start=dict(self.start),
+                fixed=tuple(self.fixed),
+                bounds={k: (v[0], v[1]) for k, v in self.bounds.items()},
+                priors={k: (v[0], v[1]) for k, v in self.priors.items()},
+                contrast=info("contrast", self.contrast),
+                offset=info("offset", self.offset),
+                vary_contrast=self.contrast.vary,
+                vary_offset=self.offset.vary,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model.{exc}") from None
 
 
 @dataclass(frozen=True)
@@ -202,7 +224,10 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=_writable(OmegaConf.structured(Config)))
+    root = _writable(OmegaConf.structured(Config))
+    for section in ("start", "bounds", "priors"):  # keyed by parameter name: open for new keys
+        OmegaConf.set_struct(root.model[section], False)
+    cs.store(name="config_schema", node=root)
     for name, schema in DATA_SCHEMAS.items():
         cs.store(group="data", name=f"{name}_schema", node=_writable(OmegaConf.structured(schema)))
 
@@ -229,6 +254,11 @@ def to_config(cfg: DictConfig) -> Config:
 
 def describe_omegaconf_error(exc: BaseException) -> str:
     """One line naming the key from an OmegaConf/Hydra composition error."""
+    missing = getattr(exc, "missing_cfg_file", None)  # hydra.errors.MissingConfigException
+    if missing and "/" in missing:
+        group, option = missing.rsplit("/", 1)
+        known = sorted(o for o in getattr(exc, "options", None) or [] if not o.endswith("_schema"))
+        return f"{group}: unknown option '{option}'; expected one of {known}"
     cause = exc
     while cause.__cause__ is not None and not hasattr(cause, "full_key"):
         cause = cause.__cause__
@@ -280,7 +310,9 @@ def _validate_data(data: Any) -> None:
             data.phi_ranges,
         )
         for pair in data.phi_ranges or []:
-            _require(len(pair) == 2, "data.phi_ranges", "[lo, hi] pairs", pair)
+            ok = isinstance(pair, list | tuple) and len(pair) == 2
+            ok = ok and all(isinstance(v, int | float) and math.isfinite(v) for v in pair)
+            _require(ok, "data.phi_ranges", "a list of [lo, hi] pairs of angles in degrees", pair)
     elif isinstance(data, SyntheticData):
         _require(data.n_frames >= 2, "data.n_frames", "an integer >= 2", data.n_frames)
         _positive("data.dt", data.dt)
@@ -319,6 +351,7 @@ def _validate_model(model: ModelConfig) -> None:
             sp.lo <= sp.start <= sp.hi, f"model.{key}.start", f"in [{sp.lo}, {sp.hi}]", sp.start
         )
         _positive(f"model.{key}.prior_sd", sp.prior_sd)
+    model.space()
 
 
 def _validate_nlsq(nlsq: NlsqConfig) -> None:
@@ -328,7 +361,9 @@ def _validate_nlsq(nlsq: NlsqConfig) -> None:
         _require(0 < value < 1, f"nlsq.{key}", "a value in (0, 1)", value)
     _require(nlsq.max_nfev >= 1, "nlsq.max_nfev", "an integer >= 1", nlsq.max_nfev)
     _require(nlsq.multistart.n >= 0, "nlsq.multistart.n", "an integer >= 0", nlsq.multistart.n)
-    _require(nlsq.multistart.seed >= 0, "nlsq.multistart.seed", "an integer >= 0", nlsq.multistart.seed)
+    _require(
+        nlsq.multistart.seed >= 0, "nlsq.multistart.seed", "an integer >= 0", nlsq.multistart.seed
+    )
     _require(
         nlsq.jac_chunk_bytes >= 2**20, "nlsq.jac_chunk_bytes", ">= 1 MiB", nlsq.jac_chunk_bytes
     )

@@ -13,8 +13,22 @@ from typing import Any
 
 from hpcfit.io.atomic import write_json
 
-PACKAGES = ("hpcfit", "jax", "jaxlib", "numpyro", "nlsq", "numpy", "scipy", "h5py",
-            "hydra-core", "omegaconf", "arviz", "matplotlib", "mpi4py", "mpich")
+PACKAGES = (
+    "hpcfit",
+    "jax",
+    "jaxlib",
+    "numpyro",
+    "nlsq",
+    "numpy",
+    "scipy",
+    "h5py",
+    "hydra-core",
+    "omegaconf",
+    "arviz",
+    "matplotlib",
+    "mpi4py",
+    "mpich",
+)
 
 
 def versions() -> dict[str, str | None]:
@@ -34,10 +48,22 @@ def git_revision() -> dict[str, Any]:
     """The source tree's commit and dirty flag when running from a git checkout, else nulls."""
     root = Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=5).stdout.strip() != ""
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            != ""
+        )
         return {"sha": sha, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"sha": None, "dirty": None}
@@ -71,6 +97,7 @@ class RunRecord:
         self.facts.update(facts)
 
     def finish(self, status: str, exit_code: int, message: str | None = None) -> Path:
-        self.facts.update(status=status, exit_code=exit_code, message=message,
-                          wall_s=time.time() - self.started)
+        self.facts.update(
+            status=status, exit_code=exit_code, message=message, wall_s=time.time() - self.started
+        )
         return write_json(self.run_dir / "run.json", self.facts)

@@ -38,7 +38,9 @@ class Comm(Protocol):
 
     def barrier(self) -> None: ...
 
-    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+    def scatterv(
+        self, array: np.ndarray | None, counts: Sequence[int], root: int = 0
+    ) -> np.ndarray:
         """Split ``array`` (on root) along axis 0 into ``counts`` rows per rank."""
         ...
 
@@ -78,7 +80,9 @@ class SerialComm:
     def barrier(self) -> None:
         return None
 
-    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+    def scatterv(
+        self, array: np.ndarray | None, counts: Sequence[int], root: int = 0
+    ) -> np.ndarray:
         assert array is not None and len(counts) == 1 and counts[0] == len(array)
         return np.ascontiguousarray(array).copy()
 
@@ -129,11 +133,15 @@ class MPIComm:
         self._comm.Barrier()
 
     def _row_layout(self, array: np.ndarray | None, root: int) -> tuple[tuple[int, ...], Any]:
-        meta = (array.shape[1:], array.dtype.str) if self.rank == root and array is not None else None
+        meta = (
+            (array.shape[1:], array.dtype.str) if self.rank == root and array is not None else None
+        )
         tail, dtype = self._comm.bcast(meta, root=root)
         return tuple(tail), np.dtype(dtype)
 
-    def scatterv(self, array: np.ndarray | None, counts: Sequence[int], root: int = 0) -> np.ndarray:
+    def scatterv(
+        self, array: np.ndarray | None, counts: Sequence[int], root: int = 0
+    ) -> np.ndarray:
         tail, dtype = self._row_layout(array, root)
         row = int(np.prod(tail, dtype=np.int64))
         sizes = np.asarray(counts, dtype=np.int64) * row

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from hpcfit.config import Config, ModelConfig, SyntheticData
-from hpcfit.errors import ConfigError, InputError
+from hpcfit.errors import InputError
 from hpcfit.io.atomic import write_json, write_npz
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.comm import Comm, SerialComm
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.params import NAMES, ParamInfo, ParamSpace, make_space
+from hpcfit.xpcs.params import NAMES, ParamSpace
 
 log = logging.getLogger("hpcfit")
 
@@ -41,9 +41,13 @@ def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm | None 
     record.set(data=describe_data(data), ranks=comm.size)
     handler = _log_to(run_dir / "rank-0.log")
     try:
-        log.info("data: %s, %d angles × %d frames, %d pooled points",
-                 data.provenance.get("file", data.provenance.get("source")), data.n_phi,
-                 data.n_frames, data.pooled().size)
+        log.info(
+            "data: %s, %d angles × %d frames, %d pooled points",
+            data.provenance.get("file", data.provenance.get("source")),
+            data.n_phi,
+            data.n_frames,
+            data.pooled().size,
+        )
         result = None
         if cfg.nlsq.enabled:
             from hpcfit.xpcs.nlsq import fit
@@ -71,23 +75,8 @@ def seeds_of(cfg: Config) -> dict[str, int]:
 
 
 def parameter_space(model: ModelConfig) -> ParamSpace:
-    """The effective parameter space from the ``model`` group (errors name the key)."""
-    def info(name: str, c) -> ParamInfo:
-        return ParamInfo(name, "1", c.start, c.lo, c.hi, c.prior_mean, c.prior_sd)
-
-    try:
-        space = make_space(
-            start=dict(model.start),
-            fixed=tuple(model.fixed),
-            bounds={k: (v[0], v[1]) for k, v in model.bounds.items()},
-            priors={k: (v[0], v[1]) for k, v in model.priors.items()},
-            contrast=info("contrast", model.contrast),
-            offset=info("offset", model.offset),
-            vary_contrast=model.contrast.vary,
-            vary_offset=model.offset.vary,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"model.{exc}") from None
+    """The effective parameter space; warns when a prior mean lies > 5 sd outside its bounds."""
+    space = model.space()
     far = (space.prior_mean < space.lo - 5 * space.prior_sd) | (
         space.prior_mean > space.hi + 5 * space.prior_sd
     )
@@ -117,9 +106,17 @@ def write_warm_start(out_dir: Path, result: NLSQResult, data: XpcsData) -> None:
         doc["truth"] = dict(zip(NAMES, truth, strict=True))
     doc["param_names"] = list(NAMES)
     write_json(out_dir / "result.json", doc)
-    write_npz(out_dir / "result.npz", theta=result.theta, cov=result.cov, params=result.params,
-              contrast=result.contrast, offset=result.offset, sigma_hat=result.sigma_hat,
-              residual_rms=result.residual_rms, theta_names=np.array(result.theta_names))
+    write_npz(
+        out_dir / "result.npz",
+        theta=result.theta,
+        cov=result.cov,
+        params=result.params,
+        contrast=result.contrast,
+        offset=result.offset,
+        sigma_hat=result.sigma_hat,
+        residual_rms=result.residual_rms,
+        theta_names=np.array(result.theta_names),
+    )
 
 
 def write_plots(out_dir: Path, data: XpcsData, result: NLSQResult | None) -> None:
@@ -130,21 +127,28 @@ def write_plots(out_dir: Path, data: XpcsData, result: NLSQResult | None) -> Non
     if result is not None:
         from hpcfit.xpcs.model import c2_slots
 
-        model = np.asarray(c2_slots(result.params, data.t, data.q, data.dt, data.phi,
-                                    result.contrast, result.offset))
+        model = np.asarray(
+            c2_slots(
+                result.params, data.t, data.q, data.dt, data.phi, result.contrast, result.offset
+            )
+        )
         sigma = np.asarray(result.extra["sigma_used"])
-    labels = [f"slot {a}: φ = {p:g}°, q = {q:g} 1/Å" for a, (p, q) in
-              enumerate(zip(data.phi, data.q, strict=True))]
+    labels = [
+        f"slot {a}: φ = {p:g}°, q = {q:g} 1/Å"
+        for a, (p, q) in enumerate(zip(data.phi, data.q, strict=True))
+    ]
     c2_maps(out_dir, data.t, data.c2, model, sigma, labels)
 
 
 def warm_start_table(result: NLSQResult, data: XpcsData) -> str:
     """Plain-text table: parameter, estimate ± σ_k, and the truth when the data carries it."""
     truth = dict(zip(NAMES, data.provenance.get("truth") or [], strict=False))
-    lines = [f"NLSQ warm start: {', '.join(f.name for f in result.flags)}; "
-             f"nfev={result.nfev}, cost={result.cost:.6g}, chi2_red={result.chi2_red}, "
-             f"{result.wall_s:.1f} s",
-             f"{'parameter':<18}{'estimate':>16}{'sigma':>14}{'truth':>14}"]
+    lines = [
+        f"NLSQ warm start: {', '.join(f.name for f in result.flags)}; "
+        f"nfev={result.nfev}, cost={result.cost:.6g}, chi2_red={result.chi2_red}, "
+        f"{result.wall_s:.1f} s",
+        f"{'parameter':<18}{'estimate':>16}{'sigma':>14}{'truth':>14}",
+    ]
     for name, value, err in zip(result.theta_names, result.theta, result.sigma_k, strict=True):
         t = truth.get(name)
         lines.append(f"{name:<18}{value:>16.8g}{err:>14.4g}{'' if t is None else f'{t:.6g}':>14}")

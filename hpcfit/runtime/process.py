@@ -63,5 +63,3 @@ def version_of(module: str) -> str | None:
         return version(module)
     except PackageNotFoundError:
         return None
-
-

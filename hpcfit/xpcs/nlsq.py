@@ -66,7 +66,10 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     fit_mode = cfg.scaling is Scaling.fit
 
     starts = _starts(problem, cfg)
-    first = [_solve(problem, problem.initial_unknowns(s, weights, fit_mode), weights, cfg) for s in starts]
+    first = [
+        _solve(problem, problem.initial_unknowns(s, weights, fit_mode), weights, cfg)
+        for s in starts
+    ]
     records = tuple(
         StartRecord(
             start=s,
@@ -176,7 +179,9 @@ def _starts(problem: Problem, cfg: NlsqConfig) -> list[np.ndarray]:
         u = (strata + rng.uniform(size=strata.shape)) / n_extra
         log_scale = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) >= 100.0)
         linear = lo + u * (hi - lo)
-        logarithmic = np.exp(np.log(np.where(log_scale, lo, 1.0)) + u * np.log(hi / np.where(log_scale, lo, hi)))
+        logarithmic = np.exp(
+            np.log(np.where(log_scale, lo, 1.0)) + u * np.log(hi / np.where(log_scale, lo, hi))
+        )
         points = np.where(log_scale, logarithmic, linear)
         starts.extend(np.clip(p, lo + margin, hi - margin) for p in points)
     return starts
@@ -215,8 +220,19 @@ def _solve(problem: Problem, x0: np.ndarray, weights: np.ndarray, cfg: NlsqConfi
         )
     except Exception as exc:  # a solver failure is a status, not a crash
         log.warning("nlsq.curve_fit raised %s: %s", type(exc).__name__, exc)
-        return _Pass(x0, x0.copy(), np.nan, start_cost, False, None, f"{type(exc).__name__}: {exc}",
-                     None, None, None, True)
+        return _Pass(
+            x0,
+            x0.copy(),
+            np.nan,
+            start_cost,
+            False,
+            None,
+            f"{type(exc).__name__}: {exc}",
+            None,
+            None,
+            None,
+            True,
+        )
     x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
     r = np.asarray(residual(x))
     return _Pass(

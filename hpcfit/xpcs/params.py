@@ -115,7 +115,9 @@ def make_space(
     for label, mapping in (("start", start), ("bounds", bounds), ("priors", priors)):
         for name in mapping:
             if name not in INDEX:
-                raise ValueError(f"{label}.{name}: unknown parameter; expected one of {list(NAMES)}")
+                raise ValueError(
+                    f"{label}.{name}: unknown parameter; expected one of {list(NAMES)}"
+                )
     for name in fixed:
         if name not in INDEX:
             raise ValueError(f"fixed: unknown parameter {name!r}; expected one of {list(NAMES)}")

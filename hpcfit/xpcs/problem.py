@@ -61,8 +61,14 @@ class Problem:
         c, b, n = self.space.contrast, self.space.offset, self.n_phi
         full = lambda v: np.full(n, v, dtype=np.float64)  # noqa: E731
         return ScalingBox(
-            full(c.lo), full(c.hi), full(b.lo), full(b.hi), full(c.default), full(b.default),
-            self.space.vary_contrast, self.space.vary_offset,
+            full(c.lo),
+            full(c.hi),
+            full(b.lo),
+            full(b.hi),
+            full(c.default),
+            full(b.default),
+            self.space.vary_contrast,
+            self.space.vary_offset,
         )
 
     # -- layout of the unknowns ------------------------------------------------------------
@@ -117,7 +123,9 @@ class Problem:
     def _profiled_impl(self, x_phys: jax.Array):
         g = self._bracket(x_phys, self.a, self.i, self.j)
         y = jnp.asarray(self.y)
-        c, b, degenerate = solve_scaling(slot_moments(g, y, jnp.asarray(self.a), self.n_phi), self.box)
+        c, b, degenerate = solve_scaling(
+            slot_moments(g, y, jnp.asarray(self.a), self.n_phi), self.box
+        )
         return g, c, b, degenerate
 
     @cached_property
@@ -127,7 +135,9 @@ class Problem:
 
     @cached_property
     def _fit_residual_all(self):
-        return jax.jit(lambda theta, w: self._fit_residual(theta, w, self.a, self.i, self.j, self.y))
+        return jax.jit(
+            lambda theta, w: self._fit_residual(theta, w, self.a, self.i, self.j, self.y)
+        )
 
     @cached_property
     def _jacobian(self):
@@ -164,8 +174,9 @@ class Problem:
     def jacobian_chunk(self, theta: np.ndarray, weights: np.ndarray, sl: slice) -> np.ndarray:
         """Forward-mode Jacobian of the weighted residuals of points ``sl`` (rows) w.r.t. θ."""
         w = jnp.asarray(weights, dtype=jnp.float64)
-        return np.asarray(self._jacobian(jnp.asarray(theta), w, self.a[sl], self.i[sl], self.j[sl],
-                                         self.y[sl]))
+        return np.asarray(
+            self._jacobian(jnp.asarray(theta), w, self.a[sl], self.i[sl], self.j[sl], self.y[sl])
+        )
 
     # -- conversions between parameterisations -------------------------------------------------
     def initial_unknowns(self, start_phys: np.ndarray, weights: np.ndarray, fit_mode: bool):

@@ -58,7 +58,9 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
         return full
     raw = RawData(full.c2, full.q, full.phi, None, full.sigma, "embedded", None)
     window = select(
-        raw, Selection(start_frame=cfg.start_frame, end_frame=cfg.end_frame), dt=full.dt,
+        raw,
+        Selection(start_frame=cfg.start_frame, end_frame=cfg.end_frame),
+        dt=full.dt,
         source="embedded",
     )
     return XpcsData(**{**window.__dict__, "provenance": {**full.provenance, **window.provenance}})

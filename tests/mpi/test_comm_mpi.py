@@ -1,0 +1,60 @@
+"""MPIComm under mpiexec (size-agnostic: valid for any number of ranks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.mpi
+
+
+@pytest.fixture(scope="module")
+def comm():
+    from hpcfit.parallel.comm import MPIComm
+
+    return MPIComm()
+
+
+def test_world_matches_mpi(comm) -> None:
+    from mpi4py import MPI
+
+    assert (comm.rank, comm.size) == (MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size())
+
+
+def test_pickle_collectives(comm) -> None:
+    root_obj = {"seed": 7} if comm.rank == 0 else None
+    assert comm.bcast(root_obj) == {"seed": 7}
+    items = [f"item{r}" for r in range(comm.size)] if comm.rank == 0 else None
+    assert comm.scatter(items) == f"item{comm.rank}"
+    gathered = comm.gather(comm.rank * 10)
+    assert gathered == ([10 * r for r in range(comm.size)] if comm.rank == 0 else None)
+    assert comm.allreduce_sum(float(comm.rank)) == sum(range(comm.size))
+    assert comm.allreduce_or(comm.rank == comm.size - 1)
+
+
+def test_buffer_scatterv_gatherv_roundtrip(comm) -> None:
+    counts = [r + 2 for r in range(comm.size)]  # unequal blocks
+    full = np.arange(sum(counts) * 3, dtype=np.float64).reshape(-1, 3) * 0.5
+    local = comm.scatterv(full if comm.rank == 0 else None, counts)
+    start = sum(counts[: comm.rank])
+    np.testing.assert_array_equal(local, full[start : start + counts[comm.rank]])
+    assert local.dtype == np.float64
+    back = comm.gatherv(local)
+    if comm.rank == 0:
+        np.testing.assert_array_equal(back, full)
+    else:
+        assert back is None
+
+
+def test_integer_buffers_keep_dtype(comm) -> None:
+    counts = [3] * comm.size
+    full = np.arange(3 * comm.size, dtype=np.int32)
+    local = comm.scatterv(full if comm.rank == 0 else None, counts)
+    assert local.dtype == np.int32 and local.tolist() == list(
+        range(3 * comm.rank, 3 * comm.rank + 3)
+    )
+
+
+def test_shared_split_covers_local_ranks(comm) -> None:
+    node = comm.split_shared()
+    assert 1 <= node.size <= comm.size and 0 <= node.rank < node.size

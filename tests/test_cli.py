@@ -1,0 +1,228 @@
+"""The ``hpcfit`` command line, run as users run it (a subprocess of the console entry point).
+
+Contract: ``hpcfit`` alone fits the embedded dataset; bad input exits 2 with one line
+``hpcfit: error: …`` naming the file or key, no traceback, and nothing written to an existing run
+directory except the failed ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from hpcfit.cli import default_run_id
+from hpcfit.xpcs.synthetic import SyntheticSpec, generate, write_npz
+
+SMALL = SyntheticSpec(
+    truth=(3000.0, 0.2, 0.0, 30000.0, 0.5, 0.0, 1500.0, 0.3, 0.0, 0.4, -0.8, 0.0, 0.1, 3.0),
+    phi=(0.0, 60.0),
+    contrast=(0.3, 0.3),
+    offset=(1.0, 1.0),
+    sigma=(0.002, 0.002),
+    n_frames=24,
+)
+
+
+def hpcfit(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HPCFIT_RUN_ID": "test-run", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "hpcfit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def default_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess]:
+    cwd = tmp_path_factory.mktemp("default")
+    return cwd / "out", hpcfit("hydra.run.dir=out", cwd=cwd)
+
+
+def test_default_run_fits_embedded_dataset(default_run) -> None:
+    run_dir, proc = default_run
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "ok" and record["exit_code"] == 0
+    assert record["config"]["data"] == {"start_frame": 1, "end_frame": None}
+    assert record["data"]["n_phi"] == 3 and record["data"]["n_frames"] == 100
+    assert len(record["data"]["fingerprint"]) == 64
+    assert record["versions"]["nlsq"] and record["versions"]["jax"]
+    assert set(record["seeds"]) == {"nlsq.multistart.seed", "cmc.seed"}
+    result = json.loads((run_dir / "nlsq" / "result.json").read_text())
+    assert result["usable"] and "converged" in result["flags"]
+    truth = result["truth"]
+    for name, value, err in zip(
+        result["theta_names"], result["theta"], result["sigma_k"], strict=False
+    ):
+        if name in truth:
+            assert abs(value - truth[name]) < 4 * err, name
+    assert result["nfev"] > 0
+    for a in range(3):
+        png = run_dir / "plots" / f"c2_slot{a}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "rank-0.log").stat().st_size > 0
+    assert not (run_dir / ".hydra").exists()
+
+
+def test_result_json_is_unrounded(default_run) -> None:
+    run_dir, _ = default_run
+    result = json.loads((run_dir / "nlsq" / "result.json").read_text())
+    npz = np.load(run_dir / "nlsq" / "result.npz")
+    np.testing.assert_array_equal(np.asarray(result["theta"]), npz["theta"])
+
+
+def _npz(tmp: Path, name: str = "data.npz", **changes) -> Path:
+    data = generate(SMALL)
+    path = write_npz(data, tmp / name)
+    if changes:
+        arrays = dict(np.load(path))
+        arrays.update(changes)
+        np.savez(path, **arrays)
+    return path
+
+
+def _bad_c2(kind: str) -> np.ndarray:
+    c2 = generate(SMALL).c2.copy()
+    if kind == "nan":
+        c2[1, 3, 7] = np.nan
+    elif kind == "inf":
+        c2[0, 2, 5] = np.inf
+    return c2
+
+
+DATA_CASES = {
+    "missing file": (lambda tmp: tmp / "absent.h5", [], "absent.h5"),
+    "unknown layout": (lambda tmp: _unknown_layout(tmp), [], "layout"),
+    "nan values": (lambda tmp: _npz(tmp, c2=_bad_c2("nan")), [], "non-finite"),
+    "inf values": (lambda tmp: _npz(tmp, c2=_bad_c2("inf")), [], "non-finite"),
+    "non-square": (lambda tmp: _npz(tmp, c2=np.ones((2, 24, 23))), [], "c2"),
+    "mismatched q": (lambda tmp: _npz(tmp, q=np.array([0.0054, 0.0054, 0.0054])), [], "q"),
+    "non-increasing t": (lambda tmp: _npz(tmp, t=np.ones(24)), [], "t"),
+    "q <= 0": (lambda tmp: _npz(tmp, q=np.array([0.0054, -1.0])), [], "q"),
+    "one frame": (lambda tmp: _npz(tmp), ["data.start_frame=24"], "frame"),
+    "angle selects nothing": (lambda tmp: _npz(tmp), ["data.phi=[30.0]"], "phi"),
+    "q selects nothing": (
+        lambda tmp: _npz(tmp),
+        ["data.q=0.01", "data.q_select=tolerance", "data.q_tolerance=0.001"],
+        "q",
+    ),
+}
+
+
+def _unknown_layout(tmp: Path) -> Path:
+    path = tmp / "odd.h5"
+    with h5py.File(path, "w") as h5:
+        h5["something/else"] = np.ones((4, 4))
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_bad_data_exits_2_and_keeps_run_dir(case: str, tmp_path: Path) -> None:
+    make, extra, needle = DATA_CASES[case]
+    path = make(tmp_path)
+    run_dir = tmp_path / "existing"
+    run_dir.mkdir()
+    (run_dir / "keep.txt").write_text("earlier work")
+    proc = hpcfit(
+        "data=file",
+        f"data.path={path}",
+        "data.dt=0.01",
+        *extra,
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcfit: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert path.name in lines[0] and needle in lines[0].lower(), lines[0]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["keep.txt", "run.json"]
+    assert (run_dir / "keep.txt").read_text() == "earlier work"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["exit_code"] == 2
+    assert record["message"] == lines[0].removeprefix("hpcfit: error: ")
+
+
+CONFIG_CASES = {
+    "unknown key": (["nlsq.tolerance=1"], "nlsq.tolerance"),
+    "unknown group option": (["data=remote"], "data"),
+    "out of range": (["nlsq.max_nfev=0"], "nlsq.max_nfev"),
+    "wrong type": (["nlsq.ftol=abc"], "nlsq.ftol"),
+    "bad enum": (["nlsq.loss=cauchy"], "nlsq.loss"),
+    "dt <= 0": (["data=file", "data.path=x.npz", "data.dt=0"], "data.dt"),
+    "missing path": (["data=file", "data.dt=0.01"], "data.path"),
+    "unknown parameter": (["model.fixed=[D1]"], "model.fixed"),
+    "start outside bounds": (["model.start.v0=1e5"], "model.start.v0"),
+    "too few synthetic frames": (["data=synthetic", "data.n_frames=1"], "data.n_frames"),
+    "bad sweep point": (["-m", "nlsq.max_nfev=10,0"], "nlsq.max_nfev"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_bad_config_exits_2_before_any_write(case: str, tmp_path: Path) -> None:
+    args, key = CONFIG_CASES[case]
+    run_dir = tmp_path / "existing"
+    run_dir.mkdir()
+    proc = hpcfit(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"hpcfit: error: {key}"), proc.stderr
+    assert list(run_dir.iterdir()) == []
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_synthetic_overrides_make_another_dataset(tmp_path: Path) -> None:
+    proc = hpcfit(
+        "data=synthetic",
+        "data.n_frames=30",
+        "data.seed=7",
+        "data.phi=[10.0,100.0]",
+        "nlsq.enabled=false",
+        "hydra.run.dir=out",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["data"]["n_frames"] == 30 and record["data"]["phi"] == [10.0, 100.0]
+    assert record["seeds"]["data.seed"] == 7
+    assert sorted(p.name for p in (tmp_path / "out" / "plots").iterdir()) == [
+        "c2_slot0.png",
+        "c2_slot1.png",
+    ]
+
+
+def test_file_run_uses_default_run_directory(tmp_path: Path) -> None:
+    path = _npz(tmp_path)
+    proc = hpcfit("data=file", f"data.path={path}", "data.dt=0.01", "nlsq.max_nfev=3", cwd=tmp_path)
+    assert proc.returncode in (0, 4), proc.stderr
+    record = json.loads((tmp_path / "runs" / "test-run" / "run.json").read_text())
+    assert record["data"]["provenance"]["layout"] == "npz"
+    assert record["exit_code"] == proc.returncode
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HPCFIT_RUN_ID": "abc"}, "abc"),
+        ({"SLURM_JOB_ID": "17"}, "17"),
+        ({"SLURM_JOB_ID": "18", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3"}, "12_3"),
+    ],
+)
+def test_run_id_rule(env: dict[str, str], expected: str) -> None:
+    assert default_run_id(env) == expected
+
+
+def test_run_id_without_environment_is_unique() -> None:
+    assert default_run_id({}) != default_run_id({})

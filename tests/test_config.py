@@ -1,0 +1,129 @@
+"""Composing the configuration: every group option, strict keys, frozen objects, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hpcfit import config as C
+from hpcfit.cli import prevalidate
+from hpcfit.errors import ConfigError
+from hpcfit.xpcs.params import NAMES
+from hpcfit.xpcs.synthetic import EMBEDDED, EMBEDDED_FIXED
+
+C.register()
+CONFIG_DIR = C.config_dir()
+
+
+def compose_config(*overrides: str) -> C.Config:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return C.to_config(cfg)
+
+
+def test_default_composes_to_frozen_objects() -> None:
+    cfg = compose_config()
+    assert isinstance(cfg, C.Config) and isinstance(cfg.data, C.EmbeddedData)
+    assert isinstance(cfg.nlsq.scaling, C.Scaling) and cfg.nlsq.scaling is C.Scaling.profile
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.nlsq.max_nfev = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("option", "schema", "fixed"),
+    [
+        ("embedded", C.EmbeddedData, set(EMBEDDED_FIXED)),
+        ("synthetic", C.SyntheticData, set(EMBEDDED_FIXED)),
+        ("file", C.FileData, {"f2"}),
+    ],
+)
+def test_each_data_option_selects_its_schema_and_model(option, schema, fixed) -> None:
+    extra = ["data.path=x.h5", "data.dt=0.1"] if option == "file" else []
+    cfg = compose_config(f"data={option}", *extra)
+    assert type(cfg.data) is schema
+    assert set(cfg.model.fixed) == fixed
+    assert set(cfg.model.space().free_names) == set(NAMES) - fixed
+
+
+def test_synthetic_defaults_match_the_embedded_truth() -> None:
+    cfg = compose_config("data=synthetic")
+    assert tuple(cfg.data.truth) == EMBEDDED.truth and tuple(cfg.data.phi) == EMBEDDED.phi
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "nlsq.scaling=fit",
+        "nlsq.loss=soft_l1",
+        "nlsq.x_scale=jac",
+        "nlsq.multistart.n=4",
+        "nlsq.sigma=[0.002]",
+        "data=file",
+        "cmc.seed=3",
+        "mpi.ranks=1",
+        "workload=xpcs",
+        "model.contrast.vary=false",
+        "+model.priors.v0=[900.0,100.0]",
+    ],
+)
+def test_every_group_key_is_settable(override: str) -> None:
+    extra = ["data.path=x.h5", "data.dt=0.1"] if override == "data=file" else []
+    cfg = compose_config(override, *extra)
+    key, _, value = override.lstrip("+").partition("=")
+    node = cfg
+    for part in key.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    if key not in ("data", "workload"):
+        shown = node.value if hasattr(node, "value") else node
+        assert str(shown).replace(" ", "").lower() == value.lower().replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["nlsq.unknown=1"], "nlsq.unknown"),
+        (["nlsq.max_nfev=0"], "nlsq.max_nfev"),
+        (["nlsq.gtol=2"], "nlsq.gtol"),
+        (["nlsq.multistart.n=-1"], "nlsq.multistart.n"),
+        (["nlsq.sigma=[0.0]"], "nlsq.sigma"),
+        (["cmc.enabled=true"], "cmc.enabled"),
+        (["mpi.ranks=3"], "mpi.ranks"),
+        (["data.start_frame=0"], "data.start_frame"),
+        (["data.end_frame=1"], "data.end_frame"),
+        (["data=synthetic", "data.q=0"], "data.q"),
+        (["data=synthetic", "data.truth=[1.0]"], "data.truth"),
+        (["data=synthetic", "data.sigma=[0.1,0.2]"], "data.sigma"),
+        (
+            ["data=file", "data.path=x", "data.dt=1", "data.phi=[0.0]", "data.phi_ranges=[[0,1]]"],
+            "data.phi_ranges",
+        ),
+        (["data=file", "data.path=x", "data.dt=1", "data.phi_ranges=[[0,1,2]]"], "data.phi_ranges"),
+        (["model.contrast.lo=2"], "model.contrast.hi"),
+        (["+model.bounds.f0=[0.5,0.1]"], "model.bounds.f0"),
+        (["+model.start.zeta=1"], "model.start.zeta"),
+    ],
+)
+def test_invalid_values_name_the_key(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}"):
+        prevalidate(overrides)
+
+
+def test_phi_ranges_accept_integer_angles() -> None:
+    cfg = compose_config("data=file", "data.path=x.h5", "data.dt=0.1", "data.phi_ranges=[[350,10]]")
+    assert cfg.data.phi_ranges == [[350, 10]]
+
+
+def test_prior_is_retruncated_to_narrowed_bounds() -> None:
+    cfg = compose_config("+model.bounds.v0=[1000.0,2000.0]")
+    space = cfg.model.space()
+    k = NAMES.index("v0")
+    assert (space.lo[k], space.hi[k]) == (1000.0, 2000.0)
+
+
+def test_configs_ship_with_the_package() -> None:
+    assert (Path(C.config_dir()) / "config.yaml").is_file()
+    for group in ("data", "model", "nlsq", "cmc", "mpi", "workload"):
+        assert any((CONFIG_DIR / group).glob("*.yaml")), group

@@ -74,7 +74,7 @@ class FileData:
     """A two-time correlation file (HDF5 or NPZ; layout auto-detected)."""
 
     path: str = MISSING
-    dt: float = MISSING  # frame interval, s
+    dt: float | None = None  # frame interval, s; null: median spacing of the file's time axis
     layout: Layout = Layout.auto
     q: float | None = None  # target q, 1/Å
     q_select: QSelect = QSelect.nearest
@@ -298,7 +298,8 @@ def _validate_frames(start: int, end: int | None) -> None:
 def _validate_data(data: Any) -> None:
     _validate_frames(data.start_frame, getattr(data, "end_frame", None))
     if isinstance(data, FileData):
-        _positive("data.dt", data.dt)
+        if data.dt is not None:
+            _positive("data.dt", data.dt)
         if data.q is not None:
             _positive("data.q", data.q)
         _require(data.q_tolerance >= 0, "data.q_tolerance", "a value >= 0", data.q_tolerance)

@@ -104,6 +104,7 @@ def _bad_c2(kind: str) -> np.ndarray:
 
 DATA_CASES = {
     "missing file": (lambda tmp: tmp / "absent.h5", [], "absent.h5"),
+    "no dt and no time axis": (lambda tmp: _without_time_axis(tmp), ["data.dt=null"], "data.dt"),
     "unknown layout": (lambda tmp: _unknown_layout(tmp), [], "layout"),
     "nan values": (lambda tmp: _npz(tmp, c2=_bad_c2("nan")), [], "non-finite"),
     "inf values": (lambda tmp: _npz(tmp, c2=_bad_c2("inf")), [], "non-finite"),
@@ -121,6 +122,13 @@ DATA_CASES = {
 }
 
 
+def _without_time_axis(tmp: Path) -> Path:
+    path = tmp / "no_t.npz"
+    data = generate(SMALL)
+    np.savez(path, c2=data.c2, q=data.q, phi=data.phi)
+    return path
+
+
 def _unknown_layout(tmp: Path) -> Path:
     path = tmp / "odd.h5"
     with h5py.File(path, "w") as h5:
@@ -135,10 +143,11 @@ def test_bad_data_exits_2_and_keeps_run_dir(case: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "existing"
     run_dir.mkdir()
     (run_dir / "keep.txt").write_text("earlier work")
+    dt = [] if any(e.startswith("data.dt") for e in extra) else ["data.dt=0.01"]
     proc = hpcfit(
         "data=file",
         f"data.path={path}",
-        "data.dt=0.01",
+        *dt,
         *extra,
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
@@ -205,10 +214,12 @@ def test_synthetic_overrides_make_another_dataset(tmp_path: Path) -> None:
 
 def test_file_run_uses_default_run_directory(tmp_path: Path) -> None:
     path = _npz(tmp_path)
-    proc = hpcfit("data=file", f"data.path={path}", "data.dt=0.01", "nlsq.max_nfev=3", cwd=tmp_path)
+    proc = hpcfit("data=file", f"data.path={path}", "nlsq.max_nfev=3", cwd=tmp_path)
     assert proc.returncode in (0, 4), proc.stderr
     record = json.loads((tmp_path / "runs" / "test-run" / "run.json").read_text())
     assert record["data"]["provenance"]["layout"] == "npz"
+    assert record["data"]["provenance"]["dt_source"] == "t"  # data.dt unset: the file's axis
+    assert record["data"]["dt"] == pytest.approx(SMALL.dt, rel=1e-12)
     assert record["exit_code"] == proc.returncode
 
 

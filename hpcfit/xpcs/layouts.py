@@ -27,8 +27,6 @@ Decisions where the spec is silent:
 
 from __future__ import annotations
 
-import re
-import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +36,16 @@ from typing import Any
 import numpy as np
 
 from hpcfit.errors import DataError
+from hpcfit.xpcs.arrays import (
+    _numeric,
+    _per_bin,
+    _phi_or_default,
+    _stack_c2,
+    _vector,
+    _warn,
+    natural_key,
+    rebuild_half,
+)
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 NPZ_SUFFIXES = (".npz",)
@@ -108,97 +116,6 @@ class RawData:
     @property
     def n_frames(self) -> int:
         return int(self.c2.shape[-1])
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-
-
-def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
-    """Sort key: digit runs compare as integers, other runs as text; ties by the plain name."""
-    parts = re.split(r"(\d+)", name)
-    key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
-    return key, name
-
-
-def _warn(msg: str, sink: list[str]) -> None:
-    sink.append(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
-
-
-def _numeric(arr: Any, src: str, field: str) -> np.ndarray:
-    """Return ``arr`` as float64, or raise if it is not a real numeric array."""
-    a = np.asarray(arr)
-    if a.dtype.kind not in "biuf":
-        raise DataError(
-            f"{src}: {field}: expected a real numeric array, got dtype {a.dtype} "
-            f"with shape {a.shape}"
-        )
-    return a.astype(np.float64)
-
-
-def _vector(arr: Any, src: str, field: str) -> np.ndarray:
-    """A 1-D float64 vector; scalars become length 1, (1, n)/(n, 1) are flattened."""
-    a = _numeric(arr, src, field)
-    if a.ndim > 1 and sum(d > 1 for d in a.shape) <= 1:
-        a = a.reshape(-1)
-    a = np.atleast_1d(a)
-    if a.ndim != 1:
-        raise DataError(f"{src}: {field}: expected a 1-D vector, got shape {a.shape}")
-    return a
-
-
-def _per_bin(arr: np.ndarray, n: int, src: str, field: str, *, broadcast: bool) -> np.ndarray:
-    if arr.size == n:
-        return arr
-    if broadcast and arr.size == 1:
-        return np.full(n, arr[0], dtype=np.float64)
-    want = f"{n} values (one per matrix)" + (" or 1" if broadcast else "")
-    raise DataError(f"{src}: {field}: has {arr.size} values, expected {want}")
-
-
-def _stack_c2(arr: Any, src: str, field: str) -> np.ndarray:
-    """c2 as (n, N, N) float64; a 2-D matrix becomes one slot."""
-    a = _numeric(arr, src, field)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim != 3:
-        raise DataError(f"{src}: {field}: expected an N×N or n×N×N array, got shape {a.shape}")
-    if a.shape[1] != a.shape[2]:
-        raise DataError(f"{src}: {field}: matrices must be square, got shape {a.shape}")
-    if a.shape[0] == 0:
-        raise DataError(f"{src}: {field}: holds no matrices (shape {a.shape})")
-    return np.ascontiguousarray(a)
-
-
-def rebuild_half(m: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Rebuild a half-stored matrix as M + Mᵀ − diag(M) if one strict triangle is all zero.
-
-    Returns ``(matrix, rebuilt)``; if both strict triangles are non-zero, ``M`` is returned as is
-    with ``rebuilt = False``. The rebuild is exact: off-diagonal entries are x + 0 and the
-    diagonal is copied.
-    """
-    lower_zero = not np.any(np.tril(m, k=-1))
-    upper_zero = not np.any(np.triu(m, k=1))
-    if not (lower_zero or upper_zero):
-        return m, False
-    full = m + m.T
-    np.fill_diagonal(full, np.diagonal(m))
-    return full, True
-
-
-def _phi_or_default(
-    phi: np.ndarray | None, n: int, src: str, field: str, sink: list[str]
-) -> np.ndarray:
-    if phi is not None:
-        return _per_bin(phi, n, src, field, broadcast=False)
-    if n > 1:
-        raise DataError(
-            f"{src}: {field}: missing; an azimuth per matrix is required when the file holds "
-            f"{n} matrices"
-        )
-    _warn(f"{src}: {field}: missing; the single matrix is taken at phi = 0 deg", sink)
-    return np.zeros(1, dtype=np.float64)
 
 
 def _check_layout_arg(layout: str, allowed: tuple[str, ...], src: str) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 
 from hpcfit.config import EmbeddedData, FileData, SyntheticData
 from hpcfit.errors import DataError
-from hpcfit.xpcs.data import Selection, load, select
+from hpcfit.xpcs.data import Selection, select
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.layouts import FlatKeys, RawData
+from hpcfit.xpcs.layouts import FlatKeys, RawData, read_file
 from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
 
 
@@ -20,11 +20,12 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
         path = Path(cfg.path).expanduser()
         if not path.is_file():
             raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
-        return load(
-            path,
-            dt=cfg.dt,
-            layout=cfg.layout.value,
-            selection=Selection(
+        keys = FlatKeys(**{k: getattr(cfg.keys, k) for k in ("c2", "t", "q", "phi", "sigma")})
+        raw = read_file(path, layout=cfg.layout.value, keys=keys)
+        dt, dt_source = (cfg.dt, "data.dt") if cfg.dt is not None else (_file_dt(raw, path), "t")
+        data = select(
+            raw,
+            Selection(
                 q=cfg.q,
                 q_select=cfg.q_select.value,
                 q_tolerance=cfg.q_tolerance,
@@ -34,8 +35,11 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
                 start_frame=cfg.start_frame,
                 end_frame=cfg.end_frame,
             ),
-            keys=FlatKeys(**{k: getattr(cfg.keys, k) for k in ("c2", "t", "q", "phi", "sigma")}),
+            dt=dt,
+            source=str(path),
         )
+        data.provenance["dt_source"] = dt_source
+        return data
     if isinstance(cfg, SyntheticData):
         n_phi = len(cfg.phi)
         per_slot = lambda v: tuple(np.broadcast_to(np.asarray(v, float), (n_phi,)))  # noqa: E731
@@ -64,3 +68,17 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
         source="embedded",
     )
     return XpcsData(**{**window.__dict__, "provenance": {**full.provenance, **window.provenance}})
+
+
+def _file_dt(raw: RawData, path: Path) -> float:
+    """The frame interval from the file's time axis (median spacing), when data.dt is unset."""
+    t = raw.t_file
+    if t is None or t.size < 2:
+        raise DataError(
+            f"{path}: data.dt: not set and the file has no time axis; "
+            "expected data.dt=<frame interval in s>"
+        )
+    dt = float(np.median(np.diff(t)))
+    if not (np.isfinite(dt) and dt > 0):
+        raise DataError(f"{path}: t: median spacing is {dt}; expected a strictly increasing axis")
+    return dt

@@ -30,7 +30,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("HPCFIT_BENCH_RESULTS", ROOT / "benchmarks" / "results"))
 VERSIONED = ("hpcfit", "jax", "jaxlib", "numpy", "scipy", "nlsq", "numpyro", "mpi4py", "mpich")
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -72,7 +72,7 @@ def stats_us(samples_s: Sequence[float]) -> dict[str, Any]:
         "min": xs[0],
         "max": xs[-1],
         "n": len(xs),
-        "samples": us,
+        "samples": [round(x, 3) for x in us],  # ns resolution keeps the records small
     }
 
 
@@ -109,6 +109,65 @@ def time_call(
     if first:
         out["compile_us_est"] = out["first_call_us"] - out["p50"]
     return out
+
+
+def merge_timings(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the steady-state samples of several :func:`time_call` blocks (e.g. alternating rounds).
+
+    The first call is taken from the first block that has one; ``block_p50`` lists each block's
+    median, so drift between rounds stays visible.
+    """
+    samples = [s for b in blocks for s in b["samples"]]
+    out = stats_us([s * 1e-6 for s in samples])
+    firsts = [b["first_call_us"] for b in blocks if "first_call_us" in b]
+    if firsts:
+        out["first_call_us"] = firsts[0]
+        out["compile_us_est"] = firsts[0] - out["p50"]
+    out["block_p50"] = [b["p50"] for b in blocks]
+    return out
+
+
+class CompileMeter:
+    """Context manager summing JAX's tracing, lowering and XLA compile durations inside it.
+
+    Uses ``jax.monitoring`` duration events, so the compile share of a call that compiles
+    internally (a solver building its own jitted functions) can be reported apart.
+    """
+
+    EVENTS = {
+        "/jax/core/compile/jaxpr_trace_duration": "trace_s",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+        "/jax/core/compile/backend_compile_duration": "backend_compile_s",
+    }
+
+    def __init__(self) -> None:
+        self.totals = dict.fromkeys(self.EVENTS.values(), 0.0)
+        self.n_backend_compiles = 0
+
+    def _listener(self, event: str, duration: float, **_: Any) -> None:
+        key = self.EVENTS.get(event)
+        if key is not None:
+            self.totals[key] += float(duration)
+            if key == "backend_compile_s":
+                self.n_backend_compiles += 1
+
+    def __enter__(self) -> CompileMeter:
+        import jax.monitoring
+
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import jax.monitoring
+
+        jax.monitoring.unregister_event_duration_listener(self._listener)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.totals,
+            "total_s": sum(self.totals.values()),
+            "n_backend_compiles": self.n_backend_compiles,
+        }
 
 
 def per_point(timing: dict[str, Any], n_points: int) -> dict[str, float]:

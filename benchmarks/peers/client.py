@@ -56,8 +56,9 @@ class PeerProcess:
         self.proc.stdin.flush()
         reply = self._read()
         if not reply.get("ok"):
-            raise PeerError(f"peer command {cmd!r} failed: {reply.get('error')}\n"
-                            f"{reply.get('traceback', '')}")
+            raise PeerError(
+                f"peer command {cmd!r} failed: {reply.get('error')}\n{reply.get('traceback', '')}"
+            )
         return reply
 
     def log_tail(self, n: int = 4000) -> str:

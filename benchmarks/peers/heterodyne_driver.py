@@ -21,6 +21,7 @@ from ``benchmarks/_record.py`` (standard library only), so both sides are timed 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -36,14 +37,13 @@ sys.stdout = sys.stderr
 
 os.environ.setdefault("NLSQ_DISABLE_PERSISTENT_CACHE", "1")  # genuine cold compiles, as hpcfit
 
+import _record  # noqa: E402
 import heterodyne  # noqa: E402  (sets XLA_FLAGS and x64 before JAX starts)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from heterodyne.core.jax_backend import compute_c2_heterodyne  # noqa: E402
 from heterodyne.core.physics_cmc import ShardGrid, compute_c2_elementwise  # noqa: E402
-
-import _record  # noqa: E402
 
 STATE: dict[str, Any] = {"warm": set()}
 
@@ -73,7 +73,12 @@ def cmd_info(_: dict[str, Any]) -> dict[str, Any]:
         },
         "env": {
             k: os.environ.get(k)
-            for k in ("XLA_FLAGS", "JAX_ENABLE_X64", "OMP_NUM_THREADS", "NLSQ_DISABLE_PERSISTENT_CACHE")
+            for k in (
+                "XLA_FLAGS",
+                "JAX_ENABLE_X64",
+                "OMP_NUM_THREADS",
+                "NLSQ_DISABLE_PERSISTENT_CACHE",
+            )
         },
         "jax_enable_x64": bool(jax.config.jax_enable_x64),
         "device": {"platform": devices[0].platform, "count": len(devices)},
@@ -210,6 +215,19 @@ def _model_config(d, names: list[str]) -> dict[str, Any]:
     }
 
 
+class _Warnings(logging.Handler):
+    """Collects the package's WARNING-and-above log messages (the reasons behind a failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = f"{record.name}: {record.getMessage()}"[:400]
+        if msg not in self.messages:
+            self.messages.append(msg)
+
+
 def _one_nlsq(d, names: list[str], mode: str) -> dict[str, Any]:
     from heterodyne.core.heterodyne_model import HeterodyneModel
     from heterodyne.optimization.nlsq.config import NLSQConfig
@@ -229,7 +247,12 @@ def _one_nlsq(d, names: list[str], mode: str) -> dict[str, Any]:
         enable_progress_bar=False,
         verbose=0,
     )
-    results = fit_nlsq_multi_phi(model, c2, phi, config=cfg, weights=weights)
+    warnings = _Warnings()
+    logging.getLogger("heterodyne").addHandler(warnings)
+    try:
+        results = fit_nlsq_multi_phi(model, c2, phi, config=cfg, weights=weights)
+    finally:
+        logging.getLogger("heterodyne").removeHandler(warnings)
     wall = time.perf_counter() - t0
     first = results[0]
     return {
@@ -244,6 +267,7 @@ def _one_nlsq(d, names: list[str], mode: str) -> dict[str, Any]:
         "per_angle_cost": [float(r.final_cost) for r in results],
         "optimizer": results[0].metadata.get("optimizer"),
         "t_grid": np.asarray(model.t)[:3].tolist(),
+        "warnings": warnings.messages[:8],
     }
 
 
@@ -286,8 +310,13 @@ def main() -> int:
             result = COMMANDS[msg["cmd"]](msg)
             _reply({"ok": True, **result})
         except Exception as exc:
-            _reply({"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc()})
+            _reply(
+                {
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
+            )
     return 0
 
 

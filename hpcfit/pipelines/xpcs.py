@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from hpcfit.config import Config, ModelConfig, SyntheticData
+from hpcfit.config import Config, SyntheticData
 from hpcfit.errors import InputError
 from hpcfit.io.atomic import write_json, write_npz
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.comm import Comm, SerialComm
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.params import NAMES, ParamSpace
+from hpcfit.xpcs.params import NAMES
 
 log = logging.getLogger("hpcfit")
 
@@ -34,7 +34,7 @@ def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm | None 
         from hpcfit.xpcs.sources import load_configured
 
         data = load_configured(cfg.data)
-        space = parameter_space(cfg.model)
+        space = cfg.model.space()
     except InputError as exc:
         record.finish("failed", EXIT_INPUT, str(exc))
         raise
@@ -72,17 +72,6 @@ def seeds_of(cfg: Config) -> dict[str, int]:
     if isinstance(cfg.data, SyntheticData):
         seeds["data.seed"] = cfg.data.seed
     return seeds
-
-
-def parameter_space(model: ModelConfig) -> ParamSpace:
-    """The effective parameter space; warns when a prior mean lies > 5 sd outside its bounds."""
-    space = model.space()
-    far = (space.prior_mean < space.lo - 5 * space.prior_sd) | (
-        space.prior_mean > space.hi + 5 * space.prior_sd
-    )
-    for k in np.flatnonzero(far & space.vary):
-        log.warning("model.priors.%s: prior mean lies more than 5 sd outside the bounds", NAMES[k])
-    return space
 
 
 def describe_data(data: XpcsData) -> dict[str, Any]:

@@ -1,21 +1,18 @@
 """Covariance of the warm start: Σ̂ = s²·(JᵀJ)⁺ over all free quantities (cmc spec §1.4).
 
-J is the forward-mode Jacobian of the weighted residuals; JᵀJ is accumulated over chunks of
-points when M·P·8 B exceeds the configured budget. The pseudo-inverse uses a symmetric
-eigendecomposition of the Jacobi-scaled matrix D⁻¹JᵀJD⁻¹ (D = √diag JᵀJ), so parameters that span
-ten decades of scale do not masquerade as null directions; eigenvalues below 1e-12·λ_max count
-as zero and the parameters loading on them are reported as unidentified.
+J is the forward-mode Jacobian of the weighted residuals (``Problem.evaluate`` accumulates JᵀJ
+over chunks of points when M·P·8 B exceeds the configured budget). The pseudo-inverse uses a
+symmetric eigendecomposition of the Jacobi-scaled matrix D⁻¹JᵀJD⁻¹ (D = √diag JᵀJ), so
+parameters that span ten decades of scale do not masquerade as null directions; eigenvalues
+below 1e-12·λ_max count as zero and the parameters loading on them are reported as
+unidentified.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from hpcfit.xpcs.problem import Problem
 
 NULL_RTOL = 1e-12
 LOADING = 0.1  # a parameter whose |component| in a null eigenvector exceeds this is unidentified
@@ -28,17 +25,6 @@ class CovarianceResult:
     condition_number: float
     null_dims: int
     unidentified: tuple[int, ...]
-
-
-def gauss_newton_matrix(problem: Problem, theta, weights, chunk_bytes: int) -> np.ndarray:
-    """JᵀJ of the weighted residuals at θ, accumulated over point chunks."""
-    p = theta.size
-    rows = max(1, int(chunk_bytes) // (8 * p))
-    jtj = np.zeros((p, p))
-    for start in range(0, problem.size, rows):
-        jac = problem.jacobian_chunk(theta, weights, slice(start, start + rows))
-        jtj += jac.T @ jac
-    return jtj
 
 
 def pseudo_inverse(jtj: np.ndarray) -> tuple[np.ndarray, float, int, tuple[int, ...]]:
@@ -56,8 +42,7 @@ def pseudo_inverse(jtj: np.ndarray) -> tuple[np.ndarray, float, int, tuple[int, 
     return inv_scaled / np.outer(d, d), cond, int((~keep).sum()), unidentified
 
 
-def covariance(problem: Problem, theta, weights, chunk_bytes: int, *, s2: float):
-    """s²·(JᵀJ)⁺ at θ with its diagnostics."""
-    jtj = gauss_newton_matrix(problem, np.asarray(theta), np.asarray(weights), chunk_bytes)
+def covariance(jtj: np.ndarray, *, s2: float) -> CovarianceResult:
+    """s²·(JᵀJ)⁺ with its diagnostics."""
     inv, cond, null_dims, unidentified = pseudo_inverse(jtj)
     return CovarianceResult(s2 * inv, jtj, cond, null_dims, unidentified)

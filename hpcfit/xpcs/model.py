@@ -196,19 +196,24 @@ def c2_pooled(
     cos_slot = _cos_angle(phis, p[13])
     contrasts = jnp.broadcast_to(jnp.asarray(contrasts, dtype=jnp.float64), phis.shape)
     offsets = jnp.broadcast_to(jnp.asarray(offsets, dtype=jnp.float64), phis.shape)
-    return pair_values(
-        g.c_ref[j] - g.c_ref[i],
-        g.c_smp[j] - g.c_smp[i],
-        g.c_v[j] - g.c_v[i],
-        g.f_s[i],
-        g.f_r[i],
-        g.f_s[j],
-        g.f_r[j],
-        q_slot[a],
-        cos_slot[a],
-        contrasts[a],
-        offsets[a],
+    # The barrier keeps XLA from fusing the gathers (and, under autodiff, their scatter-add
+    # transposes) into the element-wise loop; values are unchanged, gradients ~1.5x faster.
+    gathered = jax.lax.optimization_barrier(
+        (
+            g.c_ref[j] - g.c_ref[i],
+            g.c_smp[j] - g.c_smp[i],
+            g.c_v[j] - g.c_v[i],
+            g.f_s[i],
+            g.f_r[i],
+            g.f_s[j],
+            g.f_r[j],
+            q_slot[a],
+            cos_slot[a],
+            contrasts[a],
+            offsets[a],
+        )
     )
+    return pair_values(*gathered)
 
 
 def c2_pooled_bracket(

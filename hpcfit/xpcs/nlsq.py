@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import jax
 import numpy as np
 
 from hpcfit.config import Loss, NlsqConfig, Scaling, XScale
 from hpcfit.records import NLSQResult, StartRecord, WarmStartFlag
 from hpcfit.xpcs.covariance import covariance
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.params import NAMES, ParamSpace
+from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.problem import Problem
 
 log = logging.getLogger(__name__)
@@ -64,56 +65,55 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     sigma_known = _known_sigma(data, cfg)
     weights = 1.0 / sigma_known if sigma_known is not None else np.ones(problem.n_phi)
     fit_mode = cfg.scaling is Scaling.fit
+    solver = _Solver(problem, cfg)
 
     starts = _starts(problem, cfg)
-    first = [
-        _solve(problem, problem.initial_unknowns(s, weights, fit_mode), weights, cfg)
-        for s in starts
-    ]
+    first = [solver.run(problem.initial_unknowns(s, fit_mode), weights) for s in starts]
     records = tuple(
         StartRecord(
             start=s,
-            theta=problem.physics_of(p.x, fit_mode),
+            theta=p.x[: problem.n_phys],
             cost=p.cost,
-            flags=tuple(f.name for f in _solver_flags(p, problem, fit_mode)),
+            flags=tuple(f.name for f in _solver_flags(p)),
         )
         for s, p in zip(starts, first, strict=True)
     )
-    best = _best(first, problem, fit_mode)
+    best = _best(first)
     passes = 1
     final = best
-    if sigma_known is None:
-        sigma_hat = problem.sigma_hat(best.x, fit_mode)
-        if problem.n_phi > 1 and np.all(np.isfinite(sigma_hat)) and not best.raised:
-            weights = 1.0 / sigma_hat
-            x0 = problem.reweighted_unknowns(best.x, weights, fit_mode)
-            final = _solve(problem, x0, weights, cfg)
-            final = _Pass(**{**final.__dict__, "start_cost": best.start_cost})
+    if sigma_known is None and problem.n_phi > 1 and not best.raised:
+        _, theta_1, _, _ = problem.free_quantities(best.x, fit_mode)
+        r_1, _ = problem.evaluate(theta_1, weights, cfg.jac_chunk_bytes)
+        sigma_1 = problem.sigma_hat(problem.ssr_per_slot(r_1))
+        if np.all(np.isfinite(sigma_1) & (sigma_1 > 0)):
+            weights = 1.0 / sigma_1
+            final = solver.run(best.x, weights)  # pass 2 starts at the pass-1 optimum
+            # Judge progress from the original start, costed in the final weights.
+            final = replace(final, x0=best.x0, start_cost=solver.cost(best.x0, weights))
             passes = 2
+
     theta_names, theta, lo, hi = problem.free_quantities(final.x, fit_mode)
-    r = problem.weighted_residuals(theta, weights)
-    ssr_w = float(np.sum(r * r))
-    n_points, n_free = problem.size, theta.size
-    dof = n_points - n_free
-    cov_result = covariance(problem, theta, weights, cfg.jac_chunk_bytes, s2=ssr_w / dof)
-    sigma_hat = problem.sigma_hat(final.x, fit_mode)
+    residuals, jtj = problem.evaluate(theta, weights, cfg.jac_chunk_bytes)
+    ssr_slot = problem.ssr_per_slot(residuals)
+    ssr_w = float(np.sum(ssr_slot * weights**2))
+    dof = problem.size - theta.size
+    cov_result = covariance(jtj, s2=ssr_w / dof)
+    sigma_hat = problem.sigma_hat(ssr_slot)
     pinned = _pinned(theta, lo, hi)
     sigma_k = np.sqrt(np.clip(np.diag(cov_result.cov), 0.0, None))
     sigma_k[pinned] = np.nan
 
-    flags = list(_solver_flags(final, problem, fit_mode, residuals=r))
+    flags = list(_solver_flags(final, residuals=residuals))
     if pinned.any():
         flags.append(WarmStartFlag.at_bounds)
     if cov_result.null_dims:
         flags.append(WarmStartFlag.singular)
-    degenerate = problem.degenerate_slots(final.x, fit_mode)
+    degenerate = problem.degenerate_slots(final.x)
     if degenerate.any():
         flags.append(WarmStartFlag.scaling_unidentified)
     if final.success and all(f.usable for f in flags) and not pinned.any():
         flags.insert(0, WarmStartFlag.converged)
 
-    ssr_slot = problem.ssr_per_slot(theta)
-    counts = problem.slot_counts
     chi2_red, reason = None, "σ estimated from residuals"
     if sigma_known is not None:
         chi2_red, reason = float(np.sum(ssr_slot / sigma_known**2) / dof), None
@@ -136,7 +136,7 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
         start_cost=final.start_cost,
         ssr_weighted=ssr_w,
         dof=dof,
-        residual_rms=np.sqrt(ssr_slot / counts),
+        residual_rms=np.sqrt(ssr_slot / problem.slot_counts),
         condition_number=cov_result.condition_number,
         unidentified=tuple(theta_names[k] for k in cov_result.unidentified),
         nfev=final.nfev,
@@ -151,8 +151,8 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
             "degenerate_slots": [int(k) for k in np.flatnonzero(degenerate)],
             "sigma_used": [float(x) for x in 1.0 / weights],
             "pinned": [theta_names[k] for k in np.flatnonzero(pinned)],
-            "n_points": n_points,
-            "slot_counts": [int(c) for c in counts],
+            "n_points": problem.size,
+            "slot_counts": [int(c) for c in problem.slot_counts],
         },
     )
 
@@ -187,67 +187,67 @@ def _starts(problem: Problem, cfg: NlsqConfig) -> list[np.ndarray]:
     return starts
 
 
-def _solve(problem: Problem, x0: np.ndarray, weights: np.ndarray, cfg: NlsqConfig) -> _Pass:
-    nlsq = import_nlsq()
-    import jax
+class _Solver:
+    """``nlsq.curve_fit`` on one problem: a single ``CurveFit`` and model function serve every
+    start and pass (the weights travel as xdata), so the model compiles once per fit."""
 
-    residual = jax.jit(problem.residual_function(weights, cfg.scaling is Scaling.fit))
-    lo, hi = problem.unknown_bounds(cfg.scaling is Scaling.fit)
-    x_scale = problem.unknown_prior_sd(cfg.scaling is Scaling.fit)
-    r0 = np.asarray(residual(x0))
-    start_cost = 0.5 * float(np.sum(r0 * r0))
+    def __init__(self, problem: Problem, cfg: NlsqConfig) -> None:
+        fit_mode = cfg.scaling is Scaling.fit
+        self.problem, self.cfg, self.fit_mode = problem, cfg, fit_mode
+        self.curve = import_nlsq().CurveFit()
+        self.model = problem.model_function(fit_mode)
+        self.lo, self.hi = problem.unknown_bounds(fit_mode)
+        self.x_scale = "jac" if cfg.x_scale is XScale.jac else problem.unknown_prior_sd(fit_mode)
 
-    def model(_x, *theta):
-        import jax.numpy as jnp
+    def cost(self, x: np.ndarray, weights: np.ndarray) -> float:
+        """½ Σ r² of the weighted residuals at the unknowns ``x``."""
+        _, theta, _, _ = self.problem.free_quantities(x, self.fit_mode)
+        r, _ = self.problem.evaluate(theta, weights, self.cfg.jac_chunk_bytes)
+        rw = r * self.problem.point_weights(weights)
+        return 0.5 * float(np.sum(rw * rw))
 
-        return residual(jnp.stack(theta))
-
-    try:
-        result = nlsq.curve_fit(
-            model,
-            np.arange(problem.size, dtype=np.float64),
-            np.zeros(problem.size),
-            p0=x0,
-            bounds=(lo, hi),
-            method="trf",
-            loss=cfg.loss.value,
-            f_scale=cfg.f_scale if cfg.loss is Loss.soft_l1 else 1.0,
-            x_scale="jac" if cfg.x_scale is XScale.jac else x_scale,
-            ftol=cfg.ftol,
-            xtol=cfg.xtol,
-            gtol=cfg.gtol,
-            max_nfev=cfg.max_nfev,
-        )
-    except Exception as exc:  # a solver failure is a status, not a crash
-        log.warning("nlsq.curve_fit raised %s: %s", type(exc).__name__, exc)
+    def run(self, x0: np.ndarray, weights: np.ndarray) -> _Pass:
+        cfg = self.cfg
+        start_cost = self.cost(x0, weights)
+        try:
+            # nlsq broadcasts (M, P) against (P,) internally: allow that for its own code even
+            # where callers (the strict test suite) make implicit rank promotion an error.
+            with jax.numpy_rank_promotion("allow"):
+                result = self.curve.curve_fit(
+                    self.model,
+                    self.problem.point_weights(weights),
+                    np.zeros(self.problem.size),
+                    p0=x0,
+                    bounds=(self.lo, self.hi),
+                    method="trf",
+                    loss=cfg.loss.value,
+                    f_scale=cfg.f_scale if cfg.loss is Loss.soft_l1 else 1.0,
+                    x_scale=self.x_scale,
+                    ftol=cfg.ftol,
+                    xtol=cfg.xtol,
+                    gtol=cfg.gtol,
+                    max_nfev=cfg.max_nfev,
+                )
+        except Exception as exc:  # a solver failure is a status, not a crash
+            log.warning("nlsq.curve_fit raised %s: %s", type(exc).__name__, exc)
+            message = f"{type(exc).__name__}: {exc}"
+            return _Pass(
+                x0, x0.copy(), np.nan, start_cost, False, None, message, None, None, None, True
+            )
+        x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
         return _Pass(
-            x0,
-            x0.copy(),
-            np.nan,
-            start_cost,
-            False,
-            None,
-            f"{type(exc).__name__}: {exc}",
-            None,
-            None,
-            None,
-            True,
+            x0=x0,
+            x=x,
+            cost=self.cost(x, weights) if np.all(np.isfinite(x)) else np.nan,
+            start_cost=start_cost,
+            success=bool(getattr(result, "success", False)),
+            status=_int_or_none(getattr(result, "status", None)),
+            message=str(getattr(result, "message", "")),
+            nfev=_int_or_none(getattr(result, "nfev", None)),
+            njev=_int_or_none(getattr(result, "njev", None)),
+            nit=_int_or_none(getattr(result, "nit", None)),
+            raised=False,
         )
-    x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
-    r = np.asarray(residual(x))
-    return _Pass(
-        x0=x0,
-        x=x,
-        cost=0.5 * float(np.sum(r * r)),
-        start_cost=start_cost,
-        success=bool(getattr(result, "success", False)),
-        status=_int_or_none(getattr(result, "status", None)),
-        message=str(getattr(result, "message", "")),
-        nfev=_int_or_none(getattr(result, "nfev", None)),
-        njev=_int_or_none(getattr(result, "njev", None)),
-        nit=_int_or_none(getattr(result, "nit", None)),
-        raised=False,
-    )
 
 
 def _int_or_none(x: object) -> int | None:
@@ -257,7 +257,7 @@ def _int_or_none(x: object) -> int | None:
         return None
 
 
-def _solver_flags(p: _Pass, problem: Problem, fit_mode: bool, residuals: np.ndarray | None = None):
+def _solver_flags(p: _Pass, residuals: np.ndarray | None = None) -> list[WarmStartFlag]:
     """Flags that follow from one pass alone: error, nonfinite, no_progress, max_nfev."""
     if p.raised:
         return [WarmStartFlag.error]
@@ -277,15 +277,12 @@ def _solver_flags(p: _Pass, problem: Problem, fit_mode: bool, residuals: np.ndar
     return flags
 
 
-def _best(passes: list[_Pass], problem: Problem, fit_mode: bool) -> _Pass:
+def _best(passes: list[_Pass]) -> _Pass:
     """The usable pass with the lowest cost (the first pass if none is usable)."""
-    usable = [p for p in passes if all(f.usable for f in _solver_flags(p, problem, fit_mode))]
+    usable = [p for p in passes if all(f.usable for f in _solver_flags(p))]
     return min(usable, key=lambda p: p.cost) if usable else passes[0]
 
 
 def _pinned(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     tol = _PIN_RTOL * (hi - lo)
     return (theta - lo <= tol) | (hi - theta <= tol)
-
-
-__all__ = ["fit", "import_nlsq", "NAMES"]

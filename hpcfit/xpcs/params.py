@@ -7,6 +7,7 @@ Pure Python and NumPy: no JAX, no configuration framework.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,7 +108,8 @@ def make_space(
     """Build a validated :class:`ParamSpace` from overrides of the registry.
 
     Raises ``ValueError`` naming the parameter when a name is unknown, lo ≥ hi, or a start value
-    lies outside its bounds. The prior is always truncated to the effective (overridden) bounds.
+    lies outside its bounds; warns when a free parameter's prior mean lies more than 5 sd
+    outside its bounds. The prior is always truncated to the effective (overridden) bounds.
     """
     start = dict(start or {})
     bounds = dict(bounds or {})
@@ -129,6 +131,13 @@ def make_space(
     vary = np.array([p.name not in fixed for p in REGISTRY])
     for k, name in enumerate(NAMES):
         _check_one(name, s[k], lo[k], hi[k], ps[k])
+        if vary[k] and not (lo[k] - 5 * ps[k] <= pm[k] <= hi[k] + 5 * ps[k]):
+            warnings.warn(
+                f"priors.{name}: prior mean {pm[k]} lies more than 5 sd ({ps[k]}) outside the "
+                f"effective bounds [{lo[k]}, {hi[k]}]; the truncated prior is numerically poor",
+                UserWarning,
+                stacklevel=2,
+            )
     _check_one("contrast", contrast.default, contrast.lo, contrast.hi, contrast.prior_sd)
     _check_one("offset", offset.default, offset.lo, offset.hi, offset.prior_sd)
     return ParamSpace(

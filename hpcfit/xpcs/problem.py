@@ -21,7 +21,7 @@ import numpy as np
 
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.model import c2_pooled_bracket
-from hpcfit.xpcs.params import NAMES, ParamSpace
+from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.profile import ScalingBox, slot_moments, solve_scaling
 
 
@@ -129,62 +129,84 @@ class Problem:
         return g, c, b, degenerate
 
     @cached_property
-    def _profiled(self):
-        """Jitted (G, contrast, offset, degenerate) at the free physics ``x_phys``."""
+    def profile_scaling(self):
+        """Jitted map x_phys ↦ (G, contrast, offset, degenerate) with the profiled scaling."""
         return jax.jit(self._profiled_impl)
 
-    @cached_property
-    def _fit_residual_all(self):
-        return jax.jit(
-            lambda theta, w: self._fit_residual(theta, w, self.a, self.i, self.j, self.y)
-        )
+    def _residual_points(self, x, w_points, fit_mode: bool) -> jax.Array:
+        """Weighted residuals of all points for the solver's unknowns ``x``."""
+        a, y = jnp.asarray(self.a), jnp.asarray(self.y)
+        if fit_mode:
+            g = self._bracket(x[: self.n_phys], self.a, self.i, self.j)
+            c, b = self._scaling_from_free(x[self.n_phys :])
+        else:
+            g, c, b, _ = self._profiled_impl(x[: self.n_phys])
+        return (b[a] + c[a] * g - y) * w_points
 
-    @cached_property
-    def _jacobian(self):
-        def jac(theta, w, a, i, j, y):
-            return jax.jacfwd(lambda th: self._fit_residual(th, w, a, i, j, y))(theta)
+    def model_function(self, fit_mode: bool):
+        """``f(w_points, *x)`` for ``nlsq.curve_fit``: the weights travel as xdata, so one
+        compiled model serves every pass and start of a fit (only xdata values change)."""
+        cached = self.__dict__.setdefault("_models", {})
+        if fit_mode not in cached:
+            cached[fit_mode] = lambda w_points, *x: self._residual_points(
+                jnp.stack(x), w_points, fit_mode
+            )
+        return cached[fit_mode]
 
-        return jax.jit(jac)
+    def point_weights(self, weights: np.ndarray) -> np.ndarray:
+        """Per-slot weights 1/σ_a spread to the pooled points."""
+        return np.asarray(weights, dtype=np.float64)[self.a]
 
     def residual_function(self, weights: np.ndarray, fit_mode: bool):
         """A jit-compatible map from the unknowns to the weighted residual vector (length M)."""
-        w = jnp.asarray(weights, dtype=jnp.float64)
-        a, y = jnp.asarray(self.a), jnp.asarray(self.y)
-        n_phys = self.n_phys
-        if fit_mode:
-            return lambda x: self._fit_residual(x, w, self.a, self.i, self.j, self.y)
+        w_points = jnp.asarray(self.point_weights(weights))
+        return lambda x: self._residual_points(x, w_points, fit_mode)
 
-        def profiled(x):
-            g, c, b, _ = self._profiled_impl(x[:n_phys])
-            return (b[a] + c[a] * g - y) * w[a]
-
-        return profiled
-
-    def _fit_residual(self, theta, w, a, i, j, y) -> jax.Array:
+    def _fit_residual(self, theta, w_points, a, i, j, y) -> jax.Array:
         """Weighted residuals of the free quantities θ at the points (a, i, j, y)."""
-        n_phys = self.n_phys
-        g = self._bracket(theta[:n_phys], a, i, j)
-        c, b = self._scaling_from_free(theta[n_phys:])
-        return (b[a] + c[a] * g - y) * w[a]
+        g = self._bracket(theta[: self.n_phys], a, i, j)
+        c, b = self._scaling_from_free(theta[self.n_phys :])
+        return (b[a] + c[a] * g - y) * w_points
 
-    def weighted_residuals(self, theta: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        w = jnp.asarray(weights, dtype=jnp.float64)
-        return np.asarray(self._fit_residual_all(jnp.asarray(theta), w))
+    @cached_property
+    def _evaluate_chunk(self):
+        def evaluate(theta, a, i, j, y, w_points):
+            def resid(th):
+                return self._fit_residual(th, w_points, a, i, j, y)
 
-    def jacobian_chunk(self, theta: np.ndarray, weights: np.ndarray, sl: slice) -> np.ndarray:
-        """Forward-mode Jacobian of the weighted residuals of points ``sl`` (rows) w.r.t. θ."""
-        w = jnp.asarray(weights, dtype=jnp.float64)
-        return np.asarray(
-            self._jacobian(jnp.asarray(theta), w, self.a[sl], self.i[sl], self.j[sl], self.y[sl])
-        )
+            r, jac = resid(theta), jax.jacfwd(resid)(theta)
+            return r / w_points, jac.T @ jac
+
+        return jax.jit(evaluate)
+
+    def evaluate(self, theta: np.ndarray, weights: np.ndarray, chunk_bytes: int):
+        """Unweighted residuals (M,) and JᵀJ of the weighted residuals at the free quantities θ.
+
+        JᵀJ is accumulated over chunks of points so that no Jacobian block exceeds
+        ``chunk_bytes``; one compiled program serves every call of the same shapes.
+        """
+        theta = jnp.asarray(theta, dtype=jnp.float64)
+        w_points = self.point_weights(weights)
+        rows = max(1, int(chunk_bytes) // (8 * max(int(theta.size), 1)))
+        parts, jtj = [], np.zeros((theta.size, theta.size))
+        for start in range(0, self.size, rows):
+            sl = slice(start, start + rows)
+            r, block = self._evaluate_chunk(
+                theta, self.a[sl], self.i[sl], self.j[sl], self.y[sl], w_points[sl]
+            )
+            parts.append(np.asarray(r))
+            jtj += np.asarray(block)
+        return np.concatenate(parts), jtj
 
     # -- conversions between parameterisations -------------------------------------------------
-    def initial_unknowns(self, start_phys: np.ndarray, weights: np.ndarray, fit_mode: bool):
-        """The solver's start: physics, plus (fit mode) the profiled scaling at that physics."""
-        del weights  # a constant weight per slot does not change the profiled scaling
+    def initial_unknowns(self, start_phys: np.ndarray, fit_mode: bool) -> np.ndarray:
+        """The solver's start: physics, plus (fit mode) the profiled scaling at that physics.
+
+        A constant weight per slot does not change the profiled scaling, so no weights enter.
+        """
         if not fit_mode:
             return np.asarray(start_phys, dtype=np.float64)
-        _, c, b, _ = self._profiled(jnp.asarray(start_phys))
+        _, c, b, _ = self.profile_scaling(jnp.asarray(start_phys))
         parts = [start_phys]
         if self._n_c():
             parts.append(np.asarray(c))
@@ -192,20 +214,12 @@ class Problem:
             parts.append(np.asarray(b))
         return np.concatenate(parts).astype(np.float64)
 
-    def reweighted_unknowns(self, x: np.ndarray, weights: np.ndarray, fit_mode: bool):
-        del weights, fit_mode  # the optimum's parameterisation does not depend on the weights
-        return np.asarray(x, dtype=np.float64)
-
-    def physics_of(self, x: np.ndarray, fit_mode: bool) -> np.ndarray:
-        del fit_mode
-        return np.asarray(x[: self.n_phys])
-
     def free_quantities(self, x: np.ndarray, fit_mode: bool):
         """(names, θ, lo, hi) of all free quantities for the solver's unknowns ``x``."""
         if fit_mode:
             theta = np.asarray(x, dtype=np.float64)
         else:
-            _, c, b, _ = self._profiled(jnp.asarray(x[: self.n_phys]))
+            _, c, b, _ = self.profile_scaling(jnp.asarray(x[: self.n_phys]))
             parts = [np.asarray(x[: self.n_phys])]
             if self._n_c():
                 parts.append(np.asarray(c))
@@ -221,23 +235,17 @@ class Problem:
         c, b = self._scaling_from_free(jnp.asarray(theta[self.n_phys :]))
         return params, np.asarray(c, dtype=np.float64), np.asarray(b, dtype=np.float64)
 
-    def ssr_per_slot(self, theta: np.ndarray) -> np.ndarray:
-        """Unweighted Σ r² per slot at θ."""
-        r = self.weighted_residuals(theta, np.ones(self.n_phi))
-        return np.bincount(self.a, weights=r * r, minlength=self.n_phi)
+    def ssr_per_slot(self, residuals: np.ndarray) -> np.ndarray:
+        """Σ r² per slot of unweighted residuals (M,)."""
+        return np.bincount(self.a, weights=residuals * residuals, minlength=self.n_phi)
 
-    def sigma_hat(self, x: np.ndarray, fit_mode: bool) -> np.ndarray:
-        """σ̂_a² = SSR_a / (M_a − n_a − P_phys·M_a/M) (cmc spec §1.2)."""
-        _, theta, _, _ = self.free_quantities(x, fit_mode)
-        ssr = self.ssr_per_slot(theta)
+    def sigma_hat(self, ssr: np.ndarray) -> np.ndarray:
+        """σ̂_a² = SSR_a / (M_a − n_a − P_phys·M_a/M) from unweighted SSR_a (cmc spec §1.2)."""
         n_a = int(self.space.vary_contrast) + int(self.space.vary_offset)
         m_a = self.slot_counts
         return np.sqrt(ssr / (m_a - n_a - self.n_phys * m_a / self.size))
 
-    def degenerate_slots(self, x: np.ndarray, fit_mode: bool) -> np.ndarray:
-        del fit_mode
-        _, _, _, degenerate = self._profiled(jnp.asarray(x[: self.n_phys]))
+    def degenerate_slots(self, x: np.ndarray) -> np.ndarray:
+        """Slots without dynamics (S_GG ≤ 1e-12·ΣG²) at the physics part of ``x``."""
+        _, _, _, degenerate = self.profile_scaling(jnp.asarray(x[: self.n_phys]))
         return np.asarray(degenerate)
-
-
-__all__ = ["Problem", "NAMES"]

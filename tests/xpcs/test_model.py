@@ -215,10 +215,9 @@ def test_trapezoid_convergence_order(quantity):
         i, j = 10 * 2**m - 1, 50 * 2**m - 1
         assert abs(t[i] - 0.1) < 1e-15 and abs(t[j] - 0.5) < 1e-15
         g = grid_stage(p, t, dt)
-        exact = {
-            "ref": _antiderivative(p[0], p[1], p[2], t[j]) - _antiderivative(p[0], p[1], p[2], t[i]),
-            "smp": _antiderivative(p[3], p[4], p[5], t[j]) - _antiderivative(p[3], p[4], p[5], t[i]),
-            "v": _antiderivative(p[6], p[7], p[8], t[j]) - _antiderivative(p[6], p[7], p[8], t[i]),
+        exact = {  # closed-form ∫ g dt over [t_i, t_j] for g = D0·t^α + D_offset (J > 0 here)
+            key: _antiderivative(*p[k : k + 3], t[j]) - _antiderivative(*p[k : k + 3], t[i])
+            for key, k in (("ref", 0), ("smp", 3), ("v", 6))
         }
         approx = {
             "ref": float(g.c_ref[j] - g.c_ref[i]),
@@ -229,10 +228,9 @@ def test_trapezoid_convergence_order(quantity):
             fs, fr = g.f_s, g.f_r
 
             def c2_of(d, fs=fs, fr=fr, i=i, j=j):
+                fractions = (fs[i], fr[i], fs[j], fr[j])
                 return float(
-                    pair_values(
-                        d["ref"], d["smp"], d["v"], fs[i], fr[i], fs[j], fr[j], q, cos_angle, 0.3, 1.0
-                    )
+                    pair_values(d["ref"], d["smp"], d["v"], *fractions, q, cos_angle, 0.3, 1.0)
                 )
 
             errors.append(abs(c2_of(approx) - c2_of(exact)))
@@ -319,9 +317,7 @@ def all_points(n_phi: int, n: int):
 
 def pooled(params, t, idx):
     a, i, j = idx
-    return np.asarray(
-        c2_pooled(params, t, SLOTS_Q, 0.01, SLOTS_PHI, SLOTS_C, SLOTS_B, a, i, j)
-    )
+    return np.asarray(c2_pooled(params, t, SLOTS_Q, 0.01, SLOTS_PHI, SLOTS_C, SLOTS_B, a, i, j))
 
 
 @pytest.mark.parametrize("params", [GENERIC, EMBEDDED_TRUTH], ids=["generic", "embedded"])

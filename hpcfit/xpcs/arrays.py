@@ -1,4 +1,5 @@
-"""Array helpers for the file readers: numeric checks, vectors, matrix stacks, half matrices.
+"""Helpers for the file readers: numeric checks, vectors, matrix stacks, half matrices, and
+guarded HDF5 dataset access.
 
 Every check raises :class:`~hpcfit.errors.DataError` naming the file and the field.
 """
@@ -99,3 +100,51 @@ def _phi_or_default(
         )
     _warn(f"{src}: {field}: missing; the single matrix is taken at phi = 0 deg", sink)
     return np.zeros(1, dtype=np.float64)
+
+
+# HDF5 access
+
+
+def _has(h5: Any, name: str) -> bool:
+    try:
+        return name in h5
+    except (KeyError, ValueError, RuntimeError):  # broken links and similar
+        return False
+
+
+def _is_dataset(h5: Any, name: str) -> bool:
+    import h5py
+
+    return _has(h5, name) and isinstance(h5[name], h5py.Dataset)
+
+
+def _is_group(h5: Any, name: str) -> bool:
+    import h5py
+
+    return _has(h5, name) and isinstance(h5[name], h5py.Group)
+
+
+def _h5name(h5: Any) -> str:
+    return str(getattr(getattr(h5, "file", h5), "filename", "<hdf5>"))
+
+
+def _read(h5: Any, name: str, src: str) -> np.ndarray:
+    if not _is_dataset(h5, name):
+        kind = "not a dataset" if _has(h5, name) else "missing"
+        raise DataError(f"{src}: {name}: {kind}; expected a dataset")
+    try:
+        return np.asarray(h5[name][()])
+    except (OSError, TypeError, ValueError) as exc:
+        raise DataError(f"{src}: {name}: cannot be read ({exc})") from None
+
+
+def _first(h5: Any, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if _is_dataset(h5, name):
+            return name
+    return None
+
+
+def _read_time(h5: Any, names: tuple[str, ...], src: str) -> np.ndarray | None:
+    name = _first(h5, names)
+    return None if name is None else _vector(_read(h5, name, src), src, name)

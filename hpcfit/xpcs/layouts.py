@@ -6,23 +6,17 @@ any selection. Selection, slicing and validation live in :mod:`hpcfit.xpcs.data`
 Decisions where the spec is silent:
 
 - Matrix datasets of a group (APS-U ``correlation_map``, legacy ``C2T_all``) are sorted by a
-  *natural* key: digit runs compare as integers, the rest as text, ties broken by the plain
-  name. For zero-padded names of one width (``c2_00002``) this is the lexical order; for
-  unpadded names it puts ``c2_2`` before ``c2_10``. Subgroups in those groups are ignored.
-- A time axis is optional in every layout (it is never used for the physics); where present it
-  must have exactly one non-singleton dimension.
-- Vectors stored as (1, n) or (n, 1) are flattened. q and sigma of size 1 are broadcast to every
-  matrix; otherwise q, φ and sigma must have one value per matrix.
-- "exchange" layout: the q, φ and time names are looked up in the ``exchange`` group first, then
-  at the file root. It is detected when ``exchange`` holds one of the c2 dataset names.
-- APS-U: ``xpcs/twotime/processed_bins`` is required. Without ``xpcs/qmap/dynamic_v_list_dim1``
-  n_φ = 1 and φ counts as missing (general rule: error with > 1 matrix, else 0 with a warning).
-- Half-matrix rebuild applies only to APS-U and APS legacy; "both triangles non-zero" gives one
-  warning per file with the count of such matrices. Exchange, flat and NPZ matrices are used as
-  stored.
-- NPZ files accept ``layout`` "auto", "flat" or "npz"; HDF5 layouts cannot be forced on them.
-- Every warning is issued with :func:`warnings.warn` (UserWarning) and also kept in
-  ``RawData.warnings`` so it can be recorded in the provenance.
+  natural key (digit runs compare as integers; ties by name): ``c2_2`` before ``c2_10``, and
+  the lexical order for zero-padded names. Subgroups there are ignored.
+- A time axis is optional in every layout (never used for the physics); (1, n)/(n, 1) vectors
+  are flattened; q and sigma of size 1 apply to every matrix, else one value per matrix.
+- "exchange": names are looked up in ``exchange`` first, then at the root; detected when
+  ``exchange`` holds one of the c2 dataset names.
+- APS-U needs ``xpcs/twotime/processed_bins``; without ``dynamic_v_list_dim1`` n_φ = 1 and φ
+  counts as missing (an error with > 1 matrix, else 0 with a warning).
+- Half matrices are rebuilt for APS-U and APS legacy only; "both triangles non-zero" gives one
+  warning per file. NPZ files accept ``layout`` auto, flat or npz.
+- Warnings go through :func:`warnings.warn` and into ``RawData.warnings`` (for provenance).
 """
 
 from __future__ import annotations
@@ -37,9 +31,16 @@ import numpy as np
 
 from hpcfit.errors import DataError
 from hpcfit.xpcs.arrays import (
+    _first,
+    _h5name,
+    _has,
+    _is_dataset,
+    _is_group,
     _numeric,
     _per_bin,
     _phi_or_default,
+    _read,
+    _read_time,
     _stack_c2,
     _vector,
     _warn,
@@ -127,29 +128,6 @@ def _check_layout_arg(layout: str, allowed: tuple[str, ...], src: str) -> None:
 # HDF5
 
 
-def _has(h5: Any, name: str) -> bool:
-    try:
-        return name in h5
-    except (KeyError, ValueError, RuntimeError):  # broken links and similar
-        return False
-
-
-def _is_dataset(h5: Any, name: str) -> bool:
-    import h5py
-
-    return _has(h5, name) and isinstance(h5[name], h5py.Dataset)
-
-
-def _is_group(h5: Any, name: str) -> bool:
-    import h5py
-
-    return _has(h5, name) and isinstance(h5[name], h5py.Group)
-
-
-def _h5name(h5: Any) -> str:
-    return str(getattr(getattr(h5, "file", h5), "filename", "<hdf5>"))
-
-
 def _exchange_c2_name(h5: Any) -> str | None:
     for name in EXCHANGE_C2:
         if _is_dataset(h5, f"{EXCHANGE}/{name}"):
@@ -176,23 +154,6 @@ def detect_layout(h5file: Any, keys: FlatKeys | None = None) -> str:
         f"aps_legacy ({LEGACY_DQ} and {LEGACY_C2}), exchange (one of "
         f"{', '.join(f'{EXCHANGE}/{n}' for n in EXCHANGE_C2)}) or flat (/{keys.c2})"
     )
-
-
-def _read(h5: Any, name: str, src: str) -> np.ndarray:
-    if not _is_dataset(h5, name):
-        kind = "not a dataset" if _has(h5, name) else "missing"
-        raise DataError(f"{src}: {name}: {kind}; expected a dataset")
-    try:
-        return np.asarray(h5[name][()])
-    except (OSError, TypeError, ValueError) as exc:
-        raise DataError(f"{src}: {name}: cannot be read ({exc})") from None
-
-
-def _first(h5: Any, names: tuple[str, ...]) -> str | None:
-    for name in names:
-        if _is_dataset(h5, name):
-            return name
-    return None
 
 
 def _group_matrices(h5: Any, group: str, src: str, sink: list[str]) -> np.ndarray:
@@ -230,11 +191,6 @@ def _group_matrices(h5: Any, group: str, src: str, sink: list[str]) -> np.ndarra
             sink,
         )
     return np.ascontiguousarray(np.stack(mats))
-
-
-def _read_time(h5: Any, names: tuple[str, ...], src: str) -> np.ndarray | None:
-    name = _first(h5, names)
-    return None if name is None else _vector(_read(h5, name, src), src, name)
 
 
 def _read_aps_u(h5: Any, src: str, sink: list[str]) -> RawData:

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from hpcfit.errors import ConfigError
+from hpcfit.xpcs.layouts import FlatKeys
 
 
 class Scaling(Enum):
@@ -61,15 +62,6 @@ class EmbeddedData:
 
 
 @dataclass(frozen=True)
-class FlatKeysConfig:
-    c2: str = "c2"
-    t: str = "t"
-    q: str = "q"
-    phi: str = "phi"
-    sigma: str = "sigma"
-
-
-@dataclass(frozen=True)
 class FileData:
     """A two-time correlation file (HDF5 or NPZ; layout auto-detected)."""
 
@@ -84,7 +76,7 @@ class FileData:
     phi_tolerance: float = 5.0
     start_frame: int = 1
     end_frame: int | None = None
-    keys: FlatKeysConfig = field(default_factory=FlatKeysConfig)
+    keys: FlatKeys = field(default_factory=FlatKeys)  # dataset names of the flat layout
 
 
 @dataclass(frozen=True)

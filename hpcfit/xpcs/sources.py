@@ -10,7 +10,7 @@ from hpcfit.config import EmbeddedData, FileData, SyntheticData
 from hpcfit.errors import DataError
 from hpcfit.xpcs.data import Selection, select
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.layouts import FlatKeys, RawData, read_file
+from hpcfit.xpcs.layouts import RawData, read_file
 from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
 
 
@@ -20,8 +20,7 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
         path = Path(cfg.path).expanduser()
         if not path.is_file():
             raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
-        keys = FlatKeys(**{k: getattr(cfg.keys, k) for k in ("c2", "t", "q", "phi", "sigma")})
-        raw = read_file(path, layout=cfg.layout.value, keys=keys)
+        raw = read_file(path, layout=cfg.layout.value, keys=cfg.keys)
         dt, dt_source = (cfg.dt, "data.dt") if cfg.dt is not None else (_file_dt(raw, path), "t")
         data = select(
             raw,

@@ -50,6 +50,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/model_cost.py
 	$(PY) benchmarks/nlsq_warm_start.py
+	$(PY) benchmarks/report.py --write
 
 clean:
 	rm -rf $(VENV) runs outputs multirun .pytest_cache

@@ -38,9 +38,6 @@ from peers.client import PeerError, PeerProcess  # noqa: E402
 PEER = "heterodyne"
 SETUP_HINT = "bash benchmarks/peers/setup_heterodyne.sh"
 POOLED_METRICS = ("value", "value_and_grad", "jacfwd")
-DIAGNOSTIC_METRICS = (
-    "value_and_grad_barrier",
-)  # hpcfit only: a suggested variant, not the library
 
 # Model spec §4: the reference example and the heterodyne kernel's values.
 SPEC4_PARAMS = [2000.0, -0.5, 10.0, 50000.0, 0.8, 0.0, 300.0, 0.5, 5.0, 0.3, -0.5, 0.2, 0.1, 3.0]
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax.numpy as jnp
 
     from hpcfit.xpcs.dataset import production_grid
-    from hpcfit.xpcs.model import c2_meshgrid, c2_pooled, grid_stage, pair_values
+    from hpcfit.xpcs.model import c2_meshgrid, c2_pooled
     from hpcfit.xpcs.params import NAMES
     from hpcfit.xpcs.synthetic import EMBEDDED
 
@@ -123,35 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         r = residual(p, *rest)
         return jnp.sum(r * r)
 
-    def loss_barrier(p, t, q, dt, phis, cs, os_, a, i, j, y, sigma):
-        """Diagnostic: hpcfit's own grid_stage/pair_values, with an optimization barrier between
-        the gathers and the element-wise stage (keeps XLA from fusing the gathers, and their
-        scatter-add transposes, into the transcendental loop)."""
-        g = grid_stage(p, t, dt)
-        cos_a = jnp.cos(jnp.deg2rad(phis + p[13]))
-        gathered = jax.lax.optimization_barrier(
-            (
-                g.c_ref[j] - g.c_ref[i],
-                g.c_smp[j] - g.c_smp[i],
-                g.c_v[j] - g.c_v[i],
-                g.f_s[i],
-                g.f_r[i],
-                g.f_s[j],
-                g.f_r[j],
-                cos_a[a],
-                cs[a],
-                os_[a],
-            )
-        )
-        *pair, ca, c, o = gathered
-        r = (pair_values(*pair, q, ca, c, o) - y) / sigma
-        return jnp.sum(r * r)
-
     fns: dict[str, tuple[Any, tuple]] = {
         "value": (jax.jit(c2_pooled), (p, *pooled)),
         "value_and_grad": (jax.jit(jax.value_and_grad(loss)), (p, *pooled, y, sig)),
         "jacfwd": (jax.jit(jax.jacfwd(residual)), (p, *pooled, y, sig)),
-        "value_and_grad_barrier": (jax.jit(jax.value_and_grad(loss_barrier)), (p, *pooled, y, sig)),
     }
     mesh = jax.jit(c2_meshgrid)
     t_mesh = {nm: production_grid(1, nm, dt) for nm in args.mesh_sizes}
@@ -160,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             mesh,
             (p, f64(tm), f64(q), f64(dt), f64(phi), f64(contrast), f64(offset)),
         )
-    metrics = [*POOLED_METRICS, *DIAGNOSTIC_METRICS, *(f"mesh_{nm}" for nm in args.mesh_sizes)]
+    metrics = [*POOLED_METRICS, *(f"mesh_{nm}" for nm in args.mesh_sizes)]
 
     # -- peer ----------------------------------------------------------------------------------
     peer: PeerProcess | None = None
@@ -213,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     fn, *fargs, repeats=args.repeats, min_time_s=args.min_time, first=r == 0
                 )
             )
-            if peer is not None and k not in DIAGNOSTIC_METRICS:
+            if peer is not None:
                 try:
                     blocks["peer"][k].append(
                         peer.call(
@@ -230,12 +202,6 @@ def main(argv: list[str] | None = None) -> int:
                     peer = None
         print(f"[model_cost] round {r + 1}/{args.rounds} done", flush=True)
 
-    vg_ref = fns["value_and_grad"][0](*fns["value_and_grad"][1])
-    vg_bar = fns["value_and_grad_barrier"][0](*fns["value_and_grad_barrier"][1])
-    barrier_check = {
-        "value_rel_diff": abs(float(vg_bar[0]) / float(vg_ref[0]) - 1.0),
-        "grad_max_rel_diff": max_rel(np.asarray(vg_bar[1]), np.asarray(vg_ref[1])),
-    }
     timings = {
         side: {k: _record.merge_timings(v) for k, v in per.items() if v}
         for side, per in blocks.items()
@@ -266,15 +232,6 @@ def main(argv: list[str] | None = None) -> int:
             for side in ("hpcfit", "peer")
         }
         pooled_res["ratio_peer_over_hpcfit"][k] = ratio(k)
-    diag = timings["hpcfit"]["value_and_grad_barrier"]
-    pooled_res["diagnostic_value_and_grad_barrier"] = {
-        "what": "hpcfit grid_stage + pair_values with lax.optimization_barrier after the gathers "
-        "(benchmark-local variant, a suggestion for hpcfit.xpcs.model)",
-        "timings_us": diag,
-        "per_point_us": _record.per_point(diag, m),
-        "speedup_vs_library_p50": timings["hpcfit"]["value_and_grad"]["p50"] / diag["p50"],
-        "agreement_with_library": barrier_check,
-    }
     mesh_res: dict[str, Any] = {}
     for nm in args.mesh_sizes:
         k = f"mesh_{nm}"
@@ -410,11 +367,6 @@ def _summary(pooled: dict, mesh: dict, goal: dict, parity: dict, path: Path) -> 
             f"{_fmt(pp['peer']['p50'] if pp['peer'] else None, '.4f')} | "
             f"{_fmt(r['p50'] if r else None, '.2f')}"
         )
-    d = pooled["diagnostic_value_and_grad_barrier"]
-    print(
-        f"  (diagnostic) value_and_grad with gather barrier: {d['per_point_us']['p50']:.4f} "
-        f"µs/point, {d['speedup_vs_library_p50']:.2f}× the library's"
-    )
     print("meshgrid (ns per element, p50): hpcfit | peer | peer/hpcfit")
     for nm, res in mesh.items():
         pe = res["per_element_us"]

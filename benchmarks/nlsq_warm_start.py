@@ -6,9 +6,10 @@
 Each round runs, in turn:
 
 * **hpcfit** ``hpcfit.xpcs.nlsq.fit(data, space, NlsqConfig())`` — profile mode (contrast and
-  offset per slot by variable projection), ``nlsq.curve_fit`` TRF with the autodiff Jacobian,
-  x_scale = prior sd, tolerances 1e-8; the wall time includes everything ``fit`` does
-  (residual set-up, solve, covariance, diagnostics);
+  offset per slot by variable projection), ``nlsq.CurveFit`` TRF (one instance and one model
+  function per fit) with the autodiff Jacobian, x_scale = prior sd, tolerances 1e-8; the wall
+  time includes everything ``fit`` does (Problem set-up, solve, residuals and JᵀJ by
+  ``Problem.evaluate`` for σ̂ and the covariance, diagnostics);
 * **scipy** ``scipy.optimize.least_squares(method="trf", jac="2-point")`` on the same residual
   (``jax.jit(Problem.residual_function(weights=1/σ, fit_mode=False))``, called from NumPy), same
   start, bounds, x_scale = prior sd and tolerances, max_nfev 20 000; timed from building the
@@ -16,10 +17,13 @@ Each round runs, in turn:
 * **heterodyne** (peer venv): ``fit_nlsq_multi_phi`` on the same c2 maps, weights 1/σ², the same
   start, bounds and fixed parameters, loss linear, tolerances 1e-8.
 
-The first round is the cold call (JIT compilation included); later rounds are repeats in the
-same process. JAX tracing/lowering/compile time inside each hpcfit and scipy call is measured
-with ``jax.monitoring`` and reported apart. Both costs are ½Σr² of the same weighted residual.
-Goal: hpcfit ≥ 3× faster than scipy at equal or better final cost.
+The first round is the cold call (JIT compilation included): the headline, what one hpcfit run
+pays. Later rounds are repeats in the same process; each ``fit`` builds a new Problem, so they
+compile again. JAX tracing/lowering/compile time inside each hpcfit and scipy call is measured
+with ``jax.monitoring``; hpcfit's wall minus it is recorded as a diagnostic
+(``results.hpcfit_minus_compile``), never as the headline. Both costs are ½Σr² of the same
+weighted residual. Goal: hpcfit ≥ 3× faster than scipy on the cold first call at equal or better
+final cost (``met_repeat_p50`` gives the same test on the repeats).
 
 The start is the embedded dataset's default: D0_ref = 5000, D0_sample = 20000, registry defaults
 otherwise, with f2 and the three offsets fixed (``EMBEDDED_FIXED``).
@@ -94,11 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.optimize import least_squares
 
     from hpcfit.config import NlsqConfig
-    from hpcfit.xpcs.model import c2_pooled_bracket
     from hpcfit.xpcs.nlsq import fit
     from hpcfit.xpcs.params import NAMES, make_space
     from hpcfit.xpcs.problem import Problem
-    from hpcfit.xpcs.profile import slot_moments, solve_scaling
     from hpcfit.xpcs.synthetic import EMBEDDED, EMBEDDED_FIXED, embedded
 
     data = embedded()
@@ -276,73 +278,60 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # -- diagnostics: cost of one residual and Jacobian evaluation ------------------------------
-    a, y, w = jnp.asarray(problem.a), jnp.asarray(problem.y), jnp.asarray(weights)
-    start_full = jnp.asarray(space.start)
-    free_j = jnp.asarray(free)
-
-    def residual_barrier(x):
-        """hpcfit's profiled residual from public pieces, with an optimization barrier on G."""
-        g = c2_pooled_bracket(
-            start_full.at[free_j].set(x),
-            problem.t,
-            problem.q,
-            problem.dt,
-            problem.phi,
-            problem.a,
-            problem.i,
-            problem.j,
-        )
-        g = jax.lax.optimization_barrier(g)
-        c, b, _ = solve_scaling(slot_moments(g, y, a, problem.n_phi), problem.box)
-        return (b[a] + c[a] * g - y) * w[a]
-
     x0 = jnp.asarray(np.clip(space.start[free], *problem.unknown_bounds(False)))
     variants = {
         "residual_profile": resid_profile,
-        "residual_profile_barrier": jax.jit(residual_barrier),
         "jacfwd_profile": jax.jit(jax.jacfwd(resid_profile)),
-        "jacfwd_profile_barrier": jax.jit(jax.jacfwd(residual_barrier)),
     }
     evals = {k: _record.time_call(fn, x0, repeats=10, min_time_s=0.5) for k, fn in variants.items()}
     diag = {
         "n_points": problem.size,
         "timings_us": evals,
         "per_point_us": {k: _record.per_point(v, problem.size) for k, v in evals.items()},
-        "barrier_agreement_max_abs": float(
-            np.max(
-                np.abs(
-                    np.asarray(variants["residual_profile_barrier"](x0))
-                    - np.asarray(resid_profile(x0))
-                )
-            )
-        ),
         "note": "residual_profile is jax.jit(Problem.residual_function(1/σ, fit_mode=False)), the "
-        "residual of the scipy baseline; the *_barrier variants are benchmark-local (a "
-        "suggestion, not hpcfit)",
+        "residual of the scipy baseline (and of hpcfit's profile-mode model); jacfwd_profile is "
+        "its forward-mode Jacobian",
     }
 
     # -- comparison -----------------------------------------------------------------------------
     sh, ss = summarise(runs["hpcfit"]), summarise(runs["scipy"])
     cost_h = runs["hpcfit"][-1]["cost"]
     cost_s = runs["scipy"][-1]["cost"]
+    speedup_first = ss["first_s"] / sh["first_s"]
     speedup_rep = (ss["repeat_p50_s"] / sh["repeat_p50_s"]) if sh["repeat_p50_s"] else None
     cost_ok = cost_h <= cost_s * (1.0 + COST_RTOL)
     goal = {
         "target_speedup": args.goal_speedup,
-        "speedup_first_call": ss["first_s"] / sh["first_s"],
+        "headline": "speedup_first_call",
+        "speedup_first_call": speedup_first,
         "speedup_repeat_p50": speedup_rep,
-        "speedup_excluding_jax_compile_repeat_p50": (
-            ss["repeat_minus_compile_p50_s"] / sh["repeat_minus_compile_p50_s"]
-            if sh.get("repeat_minus_compile_p50_s")
-            else None
-        ),
-        "speedup_definition": "scipy wall / hpcfit wall (> 1: hpcfit faster)",
+        "speedup_definition": "scipy wall / hpcfit wall (> 1: hpcfit faster); the headline is "
+        "the cold first call (JIT compilation included), what one hpcfit run pays",
         "cost_hpcfit": cost_h,
         "cost_scipy": cost_s,
         "cost_rel_diff": cost_h / cost_s - 1.0,
         "cost_equal_or_better": cost_ok,
         "cost_rtol": COST_RTOL,
-        "met": bool(cost_ok and speedup_rep is not None and speedup_rep >= args.goal_speedup),
+        "met": bool(cost_ok and speedup_first >= args.goal_speedup),
+        "met_repeat_p50": bool(
+            cost_ok and speedup_rep is not None and speedup_rep >= args.goal_speedup
+        ),
+    }
+    # Diagnostic, not the headline: every fit() builds a new Problem, so repeated fits in one
+    # process recompile; this is the steady state if that compilation were cached.
+    h_nc = sh.get("repeat_minus_compile_p50_s")
+    minus_compile = {
+        "what": "hpcfit.xpcs.nlsq.fit wall minus the JAX trace/lower/compile time inside it "
+        "(jax.monitoring); diagnostic only, the headline stays the cold first call",
+        "first_s": sh.get("first_minus_compile_s"),
+        "repeat_p50_s": h_nc,
+        "repeat_min_s": sh.get("repeat_minus_compile_min_s"),
+        "compile_share_repeat_p50": 1.0 - h_nc / sh["repeat_p50_s"] if h_nc else None,
+        "scipy_repeat_minus_compile_p50_s": ss.get("repeat_minus_compile_p50_s"),
+        "speedup_vs_scipy_minus_compile_repeat_p50": (
+            ss["repeat_minus_compile_p50_s"] / h_nc if h_nc else None
+        ),
+        "speedup_vs_scipy_wall_repeat_p50": ss["repeat_p50_s"] / h_nc if h_nc else None,
     }
     sp = summarise(peer_ok) if peer_ok else None
     peer_block = {
@@ -391,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": {
             "hpcfit": {"wall": sh, "runs": runs["hpcfit"]},
+            "hpcfit_minus_compile": minus_compile,
             "scipy_least_squares": {"wall": ss, "runs": runs["scipy"]},
             "goal": goal,
             "diagnostics": diag,
@@ -409,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         f"cost {cost_s:.6f}, nfev {runs['scipy'][-1]['nfev']}, njev {runs['scipy'][-1]['njev']}"
     )
     print(
-        f"speedup scipy/hpcfit: first {goal['speedup_first_call']:.2f}×, repeats "
+        f"speedup scipy/hpcfit: first (headline) {speedup_first:.2f}×, repeats "
         f"{_f(speedup_rep)}× → goal ≥ {args.goal_speedup}× {'met' if goal['met'] else 'NOT met'}"
     )
     h_c = [r["jax_compile"]["total_s"] for r in runs["hpcfit"]]
@@ -417,8 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  JAX compile inside the calls: hpcfit {np.round(h_c, 2).tolist()} s "
         f"({runs['hpcfit'][-1]['jax_compile']['n_backend_compiles']} compiles in the last), "
-        f"scipy {np.round(s_c, 2).tolist()} s; excluding it: "
-        f"{_f(goal['speedup_excluding_jax_compile_repeat_p50'])}×"
+        f"scipy {np.round(s_c, 2).tolist()} s"
+    )
+    print(
+        f"  (diagnostic) hpcfit minus compile: first {_f(minus_compile['first_s'])} s, repeats "
+        f"p50 {_f(h_nc)} s; scipy minus compile {_f(ss.get('repeat_minus_compile_p50_s'))} s → "
+        f"{_f(minus_compile['speedup_vs_scipy_minus_compile_repeat_p50'])}×"
     )
     if sp:
         print(

@@ -1,0 +1,306 @@
+"""The README's performance table, rendered from the newest benchmark records.
+
+    .venv/bin/python benchmarks/report.py            # print the Markdown block
+    .venv/bin/python benchmarks/report.py --write    # replace the block in README.md
+    .venv/bin/python benchmarks/report.py --check    # exit 1 if README.md is out of date
+
+Reads the newest record (by ``generated_utc``, then file name) of each benchmark in
+``benchmarks/results/`` and renders one Markdown table: metric, hpcfit, peer or baseline, ratio,
+goal, met. Ratios are the peer's or baseline's time over hpcfit's (> 1: hpcfit faster). The
+output depends on the records only (no clock, no host of its own; fixed float formats), so
+``tests/test_readme_perf.py`` can compare it with the block between ``<!-- perf:start -->`` and
+``<!-- perf:end -->`` in ``README.md``. Standard library only; runs no benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- perf:start -->", "<!-- perf:end -->"
+BENCHMARKS = ("model_cost", "nlsq_warm_start")
+DASH = "—"
+
+
+# -- records ---------------------------------------------------------------------------------
+def newest_records(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
+    """{benchmark: its newest record} for the benchmarks that have a record in ``results``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in BENCHMARKS:
+        found = []
+        for path in sorted(results.glob(f"{name}-*.json")):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("schema", {}).get("name") == f"hpcfit.bench.{name}":
+                found.append((record.get("generated_utc") or "", path.name, record))
+        if found:
+            out[name] = max(found, key=lambda x: (x[0], x[1]))[2]
+    return out
+
+
+def _get(d: Any, *keys: str | int) -> Any:
+    """``d[k0][k1]…``, or None as soon as a level is missing or None."""
+    for k in keys:
+        if d is None:
+            return None
+        try:
+            d = d[k]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return d
+
+
+# -- formatting ------------------------------------------------------------------------------
+def _num(x: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if x is None else f"{format(x, spec)}{unit}"
+
+
+def _ratio(num: float | None, den: float | None) -> str:
+    return "n/a" if num is None or not den else f"{num / den:.2f}×"
+
+
+def _met(x: bool | None) -> str:
+    return DASH if x is None else ("yes" if x else "**no**")
+
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def _model_rows(rec: dict[str, Any]) -> list[Row]:
+    res, par = rec["results"], rec["params"]
+    peer = rec.get("peer", {}).get("name", "peer")
+    pooled = res["pooled"]
+    m, n = par["n_points"], par["n_frames"]
+    labels = {
+        "value": f"pooled c2 value, µs/point ({m} points, N = {n})",
+        "value_and_grad": "pooled value + gradient (14 params), µs/point",
+        "jacfwd": "pooled Jacobian (jacfwd), µs/point",
+    }
+    goal = res.get("goal", {})
+    rows: list[Row] = []
+    for key, label in labels.items():
+        h = _get(pooled, "per_point_us", key, "hpcfit", "p50")
+        p = _get(pooled, "per_point_us", key, "peer", "p50")
+        is_goal = key == "value_and_grad" and "target_us_per_point" in goal
+        rows.append(
+            (
+                label,
+                _num(h, ".4f"),
+                f"{peer} {_num(p, '.4f')}",
+                _ratio(p, h),
+                f"≤ {goal['target_us_per_point']:g}" if is_goal else DASH,
+                _met(goal.get("met")) if is_goal else DASH,
+            )
+        )
+    for size in sorted(res["meshgrid"], key=int):
+        pe = res["meshgrid"][size]["per_element_us"]
+        h, p = _get(pe, "hpcfit", "p50"), _get(pe, "peer", "p50")
+        rows.append(
+            (
+                f"meshgrid c2 map N = {size}, ns/element",
+                _num(None if h is None else h * 1e3, ".2f"),
+                f"{peer} {_num(None if p is None else p * 1e3, '.2f')}",
+                _ratio(p, h),
+                DASH,
+                DASH,
+            )
+        )
+    return rows
+
+
+def _nlsq_rows(rec: dict[str, Any]) -> list[Row]:
+    res = rec["results"]
+    h, s, goal = res["hpcfit"]["wall"], res["scipy_least_squares"]["wall"], res["goal"]
+    nc = res.get("hpcfit_minus_compile") or {}
+    target = f"≥ {goal['target_speedup']:g}×"
+    base = "scipy FD"
+    rows: list[Row] = [
+        (
+            "NLSQ warm start, cold first call, s",
+            _num(h["first_s"], ".2f"),
+            f"{base} {_num(s['first_s'], '.2f')}",
+            _ratio(s["first_s"], h["first_s"]),
+            target,
+            _met(goal.get("met")),
+        ),
+        (
+            "NLSQ warm start, repeat in one process (p50), s",
+            _num(h.get("repeat_p50_s"), ".2f"),
+            f"{base} {_num(s.get('repeat_p50_s'), '.2f')}",
+            _ratio(s.get("repeat_p50_s"), h.get("repeat_p50_s")),
+            target,
+            _met(goal.get("met_repeat_p50")),
+        ),
+        (
+            "NLSQ repeat minus JAX compile (p50, diagnostic), s",
+            _num(nc.get("repeat_p50_s"), ".2f"),
+            f"{base} {_num(nc.get('scipy_repeat_minus_compile_p50_s'), '.2f')}",
+            _ratio(nc.get("scipy_repeat_minus_compile_p50_s"), nc.get("repeat_p50_s")),
+            DASH,
+            DASH,
+        ),
+        (
+            "NLSQ final cost ½Σr²",
+            _num(goal["cost_hpcfit"], ".4f"),
+            f"{base} {_num(goal['cost_scipy'], '.4f')}",
+            f"{goal['cost_rel_diff']:+.1e} rel",
+            f"≤ {base} (rtol {goal['cost_rtol']:g})",
+            _met(goal.get("cost_equal_or_better")),
+        ),
+    ]
+    peer = rec.get("peer") or {}
+    name = peer.get("name", "peer")
+    wall = peer.get("auto_mode_wall")
+    if wall:
+        for label, key in (("cold first call", "first_s"), ("repeat (p50)", "repeat_p50_s")):
+            rows.append(
+                (
+                    f"NLSQ {label} vs {name} (its `auto` mode), s",
+                    _num(h.get(key), ".2f"),
+                    f"{name} {_num(wall.get(key), '.2f')}",
+                    _ratio(wall.get(key), h.get(key)),
+                    DASH,
+                    DASH,
+                )
+            )
+    ev = peer.get("evaluated_in_hpcfit_objective")
+    if ev:
+        rows.append(
+            (
+                f"NLSQ cost in hpcfit's objective at {name}'s solution",
+                _num(goal["cost_hpcfit"], ".4f"),
+                f"{name} {_num(ev['hpcfit_cost_profiled_at_peer_params'], '.4f')}",
+                _ratio(ev["hpcfit_cost_profiled_at_peer_params"], goal["cost_hpcfit"]),
+                DASH,
+                DASH,
+            )
+        )
+    return rows
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "model_cost": _model_rows,
+    "nlsq_warm_start": _nlsq_rows,
+}
+
+
+def _caption(records: dict[str, dict[str, Any]]) -> str:
+    """Host (CPU, cores), date, load average at start → end and commit of each record."""
+    hosts, runs = [], []
+    for name in BENCHMARKS:
+        if name not in records:
+            continue
+        rec = records[name]
+        prov = rec.get("provenance", {})
+        host = (
+            f"{prov.get('hostname', '?')}: {prov.get('cpu_model') or '?'}, "
+            f"{prov.get('cpu_count') or '?'} cores"
+        )
+        if host not in hosts:
+            hosts.append(host)
+        commit = _get(prov, "git", "commit")
+        dirty = "+" if _get(prov, "git", "dirty") else ""
+        runs.append(
+            f"`{name}` {str(rec.get('generated_utc', ''))[:10]} "
+            f"(load {_num(_get(prov, 'loadavg_start', 0), '.2f')} → "
+            f"{_num(_get(prov, 'loadavg', 0), '.2f')}, "
+            f"commit {commit[:7] if commit else 'none'}{dirty})"
+        )
+    return f"Host {'; '.join(hosts)}. Records: {', '.join(runs)}"
+
+
+def _peer_notes(records: dict[str, dict[str, Any]]) -> list[str]:
+    notes = []
+    for name in BENCHMARKS:
+        peer = _get(records, name, "peer") or {}
+        if peer.get("skipped_reason"):
+            notes.append(f"`{name}`: peer skipped ({peer['skipped_reason']}).")
+    individual = _get(records, "nlsq_warm_start", "peer", "individual_mode")
+    if individual:
+        run = _get(individual, "runs", 0) or {}
+        ok = run.get("success")
+        msg = str(run.get("message", individual.get("error", "")))
+        msg = msg.replace("|", "/").replace("\n", " ")[:100]
+        state = "succeeded" if ok else f"failed ({msg})"
+        notes.append(
+            "heterodyne NLSQ with per-angle scaling (`individual`, hpcfit's parameterisation) "
+            f"{state}; its `auto` mode (one contrast/offset for all angles) is a different "
+            "objective, so its cost is compared in hpcfit's."
+        )
+    return notes
+
+
+def render(records: dict[str, dict[str, Any]]) -> str:
+    """The Markdown block (ends with a newline) for the newest records."""
+    if not records:
+        return "_No benchmark records in `benchmarks/results/`._\n"
+    lines = [
+        f"_{_caption(records)}. Ratio: peer or baseline / hpcfit (> 1: hpcfit faster or lower "
+        "cost); scipy FD: `scipy.optimize.least_squares` TRF with a 2-point Jacobian; float64 "
+        "on the CPU, medians; 1-min load averages; commit+ = with local changes. "
+        "Regenerate: `.venv/bin/python benchmarks/report.py --write`._",
+        "",
+        "| metric | hpcfit | peer / baseline | ratio | goal | met? |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for name in BENCHMARKS:
+        if name in records:
+            lines += ["| " + " | ".join(row) + " |" for row in RENDERERS[name](records[name])]
+    notes = _peer_notes(records)
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+# -- README ----------------------------------------------------------------------------------
+def extract_block(text: str) -> str:
+    """The text between the markers, without the newline after the start marker."""
+    i, j = text.find(START), text.find(END)
+    if i < 0 or j < i:
+        raise ValueError(f"README has no {START} … {END} block")
+    return text[i + len(START) :].split(END, 1)[0].removeprefix("\n")
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with the block between the markers replaced (markers kept)."""
+    extract_block(text)  # raises without the markers
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    return f"{head}{START}\n{block}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the records")
+    ap.add_argument("--readme", type=Path, default=README, help="README holding the markers")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="replace the README block")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the README block differs")
+    args = ap.parse_args(argv)
+
+    block = render(newest_records(args.results))
+    if not (args.write or args.check):
+        sys.stdout.write(block)
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    if args.check:
+        current = extract_block(text)
+        if current != block:
+            print(f"{args.readme}: performance block out of date", file=sys.stderr)
+            return 1
+        return 0
+    new = replace_block(text, block)
+    if new != text:
+        args.readme.write_text(new, encoding="utf-8")
+    print(f"{args.readme}: performance block {'updated' if new != text else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -188,14 +188,15 @@ def _starts(problem: Problem, cfg: NlsqConfig) -> list[np.ndarray]:
 
 
 class _Solver:
-    """``nlsq.curve_fit`` on one problem: a single ``CurveFit`` and model function serve every
-    start and pass (the weights travel as xdata), so the model compiles once per fit."""
+    """``nlsq.curve_fit`` on one problem with the ``CurveFit`` and model of its structure: every
+    start, pass and equally shaped dataset reuses the compiled code (weights and values are
+    xdata)."""
 
     def __init__(self, problem: Problem, cfg: NlsqConfig) -> None:
         fit_mode = cfg.scaling is Scaling.fit
         self.problem, self.cfg, self.fit_mode = problem, cfg, fit_mode
-        self.curve = import_nlsq().CurveFit()
-        self.model = problem.model_function(fit_mode)
+        self.curve = problem.kernels.curve_fit[fit_mode]
+        self.model = problem.kernels.model[fit_mode]
         self.lo, self.hi = problem.unknown_bounds(fit_mode)
         self.x_scale = "jac" if cfg.x_scale is XScale.jac else problem.unknown_prior_sd(fit_mode)
 
@@ -215,7 +216,7 @@ class _Solver:
             with jax.numpy_rank_promotion("allow"):
                 result = self.curve.curve_fit(
                     self.model,
-                    self.problem.point_weights(weights),
+                    self.problem.xdata(weights),
                     np.zeros(self.problem.size),
                     p0=x0,
                     bounds=(self.lo, self.hi),

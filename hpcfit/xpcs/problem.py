@@ -12,6 +12,7 @@ Residuals are r_m = (offset_a + contrast_a·G_m − y_m)·w_a with w_a = 1/σ_a.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -120,47 +121,22 @@ class Problem:
         b = x_scale[nc:] if self._n_b() else self.box.b0
         return c, b
 
-    def _profiled_impl(self, x_phys: jax.Array):
+    def _profiled_impl(self, x_phys: jax.Array, y: jax.Array):
         g = self._bracket(x_phys, self.a, self.i, self.j)
-        y = jnp.asarray(self.y)
         c, b, degenerate = solve_scaling(
             slot_moments(g, y, jnp.asarray(self.a), self.n_phi), self.box
         )
         return g, c, b, degenerate
 
-    @cached_property
-    def profile_scaling(self):
-        """Jitted map x_phys ↦ (G, contrast, offset, degenerate) with the profiled scaling."""
-        return jax.jit(self._profiled_impl)
-
-    def _residual_points(self, x, w_points, fit_mode: bool) -> jax.Array:
+    def _residual_points(self, x, y, w_points, fit_mode: bool) -> jax.Array:
         """Weighted residuals of all points for the solver's unknowns ``x``."""
-        a, y = jnp.asarray(self.a), jnp.asarray(self.y)
+        a = jnp.asarray(self.a)
         if fit_mode:
             g = self._bracket(x[: self.n_phys], self.a, self.i, self.j)
             c, b = self._scaling_from_free(x[self.n_phys :])
         else:
-            g, c, b, _ = self._profiled_impl(x[: self.n_phys])
+            g, c, b, _ = self._profiled_impl(x[: self.n_phys], y)
         return (b[a] + c[a] * g - y) * w_points
-
-    def model_function(self, fit_mode: bool):
-        """``f(w_points, *x)`` for ``nlsq.curve_fit``: the weights travel as xdata, so one
-        compiled model serves every pass and start of a fit (only xdata values change)."""
-        cached = self.__dict__.setdefault("_models", {})
-        if fit_mode not in cached:
-            cached[fit_mode] = lambda w_points, *x: self._residual_points(
-                jnp.stack(x), w_points, fit_mode
-            )
-        return cached[fit_mode]
-
-    def point_weights(self, weights: np.ndarray) -> np.ndarray:
-        """Per-slot weights 1/σ_a spread to the pooled points."""
-        return np.asarray(weights, dtype=np.float64)[self.a]
-
-    def residual_function(self, weights: np.ndarray, fit_mode: bool):
-        """A jit-compatible map from the unknowns to the weighted residual vector (length M)."""
-        w_points = jnp.asarray(self.point_weights(weights))
-        return lambda x: self._residual_points(x, w_points, fit_mode)
 
     def _fit_residual(self, theta, w_points, a, i, j, y) -> jax.Array:
         """Weighted residuals of the free quantities θ at the points (a, i, j, y)."""
@@ -168,16 +144,42 @@ class Problem:
         c, b = self._scaling_from_free(theta[self.n_phys :])
         return (b[a] + c[a] * g - y) * w_points
 
+    def structure_key(self) -> str:
+        """sha256 of everything but the data values y: problems with equal keys share kernels."""
+        h = hashlib.sha256()
+        s = self.space
+        arrays = (self.t, self.q, self.phi, self.a, self.i, self.j, s.start, s.lo, s.hi, s.vary)
+        for arr in arrays:
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(repr((self.dt, s.contrast, s.offset, s.vary_contrast, s.vary_offset)).encode())
+        return h.hexdigest()
+
     @cached_property
-    def _evaluate_chunk(self):
-        def evaluate(theta, a, i, j, y, w_points):
-            def resid(th):
-                return self._fit_residual(th, w_points, a, i, j, y)
+    def kernels(self) -> Kernels:
+        """The compiled functions of this problem's structure (shared with equal structures)."""
+        key = self.structure_key()
+        if key not in _KERNELS:
+            if len(_KERNELS) >= _KERNEL_CACHE_SIZE:
+                _KERNELS.pop(next(iter(_KERNELS)))
+            _KERNELS[key] = Kernels.build(self)
+        return _KERNELS[key]
 
-            r, jac = resid(theta), jax.jacfwd(resid)(theta)
-            return r / w_points, jac.T @ jac
+    def xdata(self, weights: np.ndarray) -> np.ndarray:
+        """The solver's xdata: per-point weights and values, shape (2, M)."""
+        return np.stack([self.point_weights(weights), self.y])
 
-        return jax.jit(evaluate)
+    def point_weights(self, weights: np.ndarray) -> np.ndarray:
+        """Per-slot weights 1/σ_a spread to the pooled points."""
+        return np.asarray(weights, dtype=np.float64)[self.a]
+
+    def residual_function(self, weights: np.ndarray, fit_mode: bool):
+        """A jit-compatible map from the unknowns to the weighted residual vector (length M)."""
+        w_points, y = jnp.asarray(self.point_weights(weights)), jnp.asarray(self.y)
+        return lambda x: self._residual_points(x, y, w_points, fit_mode)
+
+    def profile_scaling(self, x_phys: np.ndarray):
+        """(G, contrast, offset, degenerate) with the profiled scaling at the free physics."""
+        return self.kernels.profile_scaling(jnp.asarray(x_phys), jnp.asarray(self.y))
 
     def evaluate(self, theta: np.ndarray, weights: np.ndarray, chunk_bytes: int):
         """Unweighted residuals (M,) and JᵀJ of the weighted residuals at the free quantities θ.
@@ -191,7 +193,7 @@ class Problem:
         parts, jtj = [], np.zeros((theta.size, theta.size))
         for start in range(0, self.size, rows):
             sl = slice(start, start + rows)
-            r, block = self._evaluate_chunk(
+            r, block = self.kernels.evaluate_chunk(
                 theta, self.a[sl], self.i[sl], self.j[sl], self.y[sl], w_points[sl]
             )
             parts.append(np.asarray(r))
@@ -206,7 +208,7 @@ class Problem:
         """
         if not fit_mode:
             return np.asarray(start_phys, dtype=np.float64)
-        _, c, b, _ = self.profile_scaling(jnp.asarray(start_phys))
+        _, c, b, _ = self.profile_scaling(start_phys)
         parts = [start_phys]
         if self._n_c():
             parts.append(np.asarray(c))
@@ -219,7 +221,7 @@ class Problem:
         if fit_mode:
             theta = np.asarray(x, dtype=np.float64)
         else:
-            _, c, b, _ = self.profile_scaling(jnp.asarray(x[: self.n_phys]))
+            _, c, b, _ = self.profile_scaling(x[: self.n_phys])
             parts = [np.asarray(x[: self.n_phys])]
             if self._n_c():
                 parts.append(np.asarray(c))
@@ -247,5 +249,48 @@ class Problem:
 
     def degenerate_slots(self, x: np.ndarray) -> np.ndarray:
         """Slots without dynamics (S_GG ≤ 1e-12·ΣG²) at the physics part of ``x``."""
-        _, _, _, degenerate = self.profile_scaling(jnp.asarray(x[: self.n_phys]))
+        _, _, _, degenerate = self.profile_scaling(x[: self.n_phys])
         return np.asarray(degenerate)
+
+
+_KERNEL_CACHE_SIZE = 8
+_KERNELS: dict[str, Kernels] = {}
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Jitted functions and solvers of one problem structure; the data y is always an argument.
+
+    ``model[fit_mode]`` is the ``f(xdata, *x)`` given to ``nlsq.curve_fit`` with xdata =
+    (w_points, y), and ``curve_fit[fit_mode]`` the ``nlsq.CurveFit`` that keeps its compiled
+    code: repeated fits of equally shaped data (passes, starts, sweeps, noise seeds) compile once.
+    """
+
+    profile_scaling: object
+    evaluate_chunk: object
+    model: dict[bool, object]
+    curve_fit: dict[bool, object]
+
+    @classmethod
+    def build(cls, problem: Problem) -> Kernels:
+        from hpcfit.xpcs.nlsq import import_nlsq
+
+        def evaluate(theta, a, i, j, y, w_points):
+            def resid(th):
+                return problem._fit_residual(th, w_points, a, i, j, y)
+
+            r, jac = resid(theta), jax.jacfwd(resid)(theta)
+            return r / w_points, jac.T @ jac
+
+        def model(fit_mode: bool):
+            return lambda xdata, *x: problem._residual_points(
+                jnp.stack(x), xdata[1], xdata[0], fit_mode
+            )
+
+        nlsq = import_nlsq()
+        return cls(
+            profile_scaling=jax.jit(problem._profiled_impl),
+            evaluate_chunk=jax.jit(evaluate),
+            model={mode: model(mode) for mode in (False, True)},
+            curve_fit={mode: nlsq.CurveFit() for mode in (False, True)},
+        )

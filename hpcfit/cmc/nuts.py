@@ -1,0 +1,243 @@
+"""One NUTS attempt on one shard (cmc spec §3.3, §3.4; retry schedule §4.3).
+
+``run_attempt`` builds the shard's NumPyro model (``target.py``), draws per-chain starts with
+the attempt's init key, and runs an ordinary ``MCMC(NUTS(...))`` with ``chain_method="parallel"``
+on the process's virtual CPU devices, keyed only by (seed, shard id, attempt) through
+``hpcfit.parallel.keys.attempt_keys``. It never raises: a missing device, a start that stays
+non-finite, or any exception becomes an :class:`AttemptResult` with a status (design §2.6).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import MCMC, NUTS, init_to_value
+from numpyro.infer.util import potential_energy
+
+from hpcfit.cmc.precondition import Preconditioner
+from hpcfit.cmc.target import MODES, Mode, ShardTarget, numpyro_model
+from hpcfit.parallel.keys import attempt_keys
+
+EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy")
+MAX_REDRAWS = 10  # §3.3: a non-finite start is redrawn up to 10 times, then bad_init
+TARGET_ACCEPT_CAP = 0.99  # §4.3: each retry halves the distance to 0.99
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """Sampler settings of one attempt (``cmc.*``; defaults of §3.4)."""
+
+    num_warmup: int = 500
+    num_samples: int = 1000
+    num_chains: int = 4
+    target_accept: float = 0.9
+    max_tree_depth: int = 10
+    dense_mass: bool = False
+    init_jitter: float = 0.5
+    precondition: Mode = "whiten"
+
+    def __post_init__(self) -> None:
+        for name in ("num_warmup", "num_samples", "num_chains", "max_tree_depth"):
+            v, least = getattr(self, name), 0 if name == "num_warmup" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise ValueError(f"cmc.{name} must be an integer >= {least}, got {v!r}")
+        if not 0.0 < self.target_accept < 1.0:
+            raise ValueError(f"cmc.target_accept must lie in (0, 1), got {self.target_accept!r}")
+        if not self.init_jitter >= 0.0:
+            raise ValueError(f"cmc.init_jitter must be >= 0, got {self.init_jitter!r}")
+        if self.precondition not in MODES:
+            raise ValueError(f"cmc.precondition must be one of {MODES}, got {self.precondition!r}")
+
+
+def attempt_settings(settings: NutsSettings, attempt: int) -> NutsSettings:
+    """Settings of attempt r ≥ 0 (§4.3): t_r = t_{r−1} + (0.99 − t_{r−1})/2, warmup
+    2^r·num_warmup, all else unchanged. In float64, 0.9 → 0.9450000000000001 → 0.9675.
+    """
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise ValueError(f"attempt must be an integer >= 0, got {attempt!r}")
+    t = settings.target_accept
+    for _ in range(attempt):
+        t = t + (TARGET_ACCEPT_CAP - t) / 2
+    return replace(settings, target_accept=t, num_warmup=settings.num_warmup * 2**attempt)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """Outcome of one attempt. Draw arrays are float64 (chains, samples, P), extra fields
+    (chains, samples); all are None unless ``status == "ok"``.
+
+    ``status``: "ok", "failed" (an exception or too few devices; ``error_type`` and
+    ``traceback`` set for an exception) or "bad_init" (starts non-finite after 10 redraws).
+    ``init_redraws`` counts the redraw rounds used; ``wall_s`` is the attempt's wall time (s).
+    """
+
+    status: str
+    message: str
+    shard_id: int
+    attempt: int
+    names: tuple[str, ...]
+    target_accept: float
+    num_warmup: int
+    num_samples: int
+    num_chains: int
+    wall_s: float
+    draws_u: np.ndarray | None = None
+    draws_theta: np.ndarray | None = None
+    diverging: np.ndarray | None = None
+    accept_prob: np.ndarray | None = None
+    num_steps: np.ndarray | None = None
+    energy: np.ndarray | None = None
+    init_redraws: int = 0
+    error_type: str | None = None
+    traceback: str | None = field(default=None, repr=False)
+
+    @property
+    def extra(self) -> dict[str, np.ndarray]:
+        """The NUTS extra fields by name, for ``diagnostics.shard_diagnostics``."""
+        return {k: getattr(self, k) for k in EXTRA_FIELDS}
+
+
+def initial_params(
+    target: ShardTarget, data: Any, precond: Preconditioner, model, s: NutsSettings, k_init
+) -> tuple[dict[str, jax.Array] | None, int]:
+    """Per-chain starts in sampler coordinates (§3.3), redrawing non-finite ones.
+
+    z₀,c = init_jitter·ε_c with ε ~ N(0, I) from ``k_init``; round j = 1…10 redraws the chains
+    whose potential is not finite from ``fold_in(k_init, j)`` (finite starts are kept). In mass
+    / none mode the start is u₀ = û + L z₀, one (chains,) array per site.
+
+    Returns
+    -------
+    (params, redraws)  params is a dict with a leading chain axis, or None after 10 redraws
+    """
+    chol, u_hat = jnp.asarray(precond.chol), jnp.asarray(precond.u_hat)
+
+    def to_params(z):
+        if s.precondition == "whiten":
+            return {"z": z}
+        u = u_hat[None, :] + z @ chol.T
+        return {n: u[:, p] for p, n in enumerate(target.names)}
+
+    def draw(j: int) -> jax.Array:
+        key = k_init if j == 0 else jax.random.fold_in(k_init, j)
+        return s.init_jitter * jax.random.normal(key, (s.num_chains, target.size), jnp.float64)
+
+    energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))
+    z = draw(0)
+    for j in range(MAX_REDRAWS + 1):
+        bad = ~jnp.isfinite(energy(to_params(z), data))
+        if not bool(jnp.any(bad)):
+            return to_params(z), j
+        if j < MAX_REDRAWS:
+            z = jnp.where(bad[:, None], draw(j + 1), z)
+    return None, MAX_REDRAWS
+
+
+def run_attempt(
+    target: ShardTarget,
+    data: Any,
+    precond: Preconditioner,
+    *,
+    n_shards: int,
+    seed: int,
+    shard_id: int,
+    attempt: int,
+    settings: NutsSettings,
+) -> AttemptResult:
+    """Run attempt r of shard s with the settings of that attempt (never raises).
+
+    Parameters
+    ----------
+    target : ShardTarget  priors, bounds and likelihood
+    data : pytree  the shard's data, passed to ``target.loglik``
+    precond : Preconditioner  û, L (and Σ_w for mass mode)
+    n_shards : int  K: the prior exponent is 1/K
+    seed, shard_id, attempt : int  keys ``attempt_keys(seed, shard_id, attempt)``
+    settings : NutsSettings  already those of this attempt (see :func:`attempt_settings`)
+
+    Returns
+    -------
+    AttemptResult  draws (chains, num_samples, P) with status "ok", or a failure record
+    """
+    t0 = time.perf_counter()
+    s = settings
+    head = {
+        "shard_id": shard_id,
+        "attempt": attempt,
+        "names": target.names,
+        "target_accept": s.target_accept,
+        "num_warmup": s.num_warmup,
+        "num_samples": s.num_samples,
+        "num_chains": s.num_chains,
+    }
+
+    def record(status: str, message: str = "", **fields: Any) -> AttemptResult:
+        return AttemptResult(status, message, wall_s=time.perf_counter() - t0, **head, **fields)
+
+    try:
+        devices = jax.local_device_count()
+        if devices < s.num_chains:
+            return record(
+                "failed",
+                f"{s.num_chains} parallel chains need {s.num_chains} local devices, JAX has "
+                f"{devices}: set --xla_force_host_platform_device_count before JAX starts",
+            )
+        k_init, k_mcmc = attempt_keys(seed, shard_id, attempt)
+        model = numpyro_model(target, precond, n_shards, s.precondition)
+        start, redraws = initial_params(target, data, precond, model, s, k_init)
+        if start is None:
+            msg = f"potential energy not finite at some chain's start after {redraws} redraws"
+            return record("bad_init", msg, init_redraws=redraws)
+        mcmc = MCMC(
+            _kernel(target, precond, model, s, start),
+            num_warmup=s.num_warmup,
+            num_samples=s.num_samples,
+            num_chains=s.num_chains,
+            chain_method="parallel",
+            progress_bar=False,
+        )
+        mcmc.run(k_mcmc, data, init_params=start, extra_fields=EXTRA_FIELDS)
+        draws = mcmc.get_samples(group_by_chain=True)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        return record(
+            "ok",
+            draws_u=np.asarray(draws["u"], dtype=np.float64),
+            draws_theta=np.asarray(draws["theta"], dtype=np.float64),
+            **{k: np.asarray(extra[k]) for k in EXTRA_FIELDS},
+            init_redraws=redraws,
+        )
+    except Exception as exc:  # guarded shard work: failures are records (design §2.6)
+        return record(
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+            error_type=type(exc).__name__,
+            traceback=traceback.format_exc(),
+        )
+
+
+def _kernel(target: ShardTarget, precond: Preconditioner, model, s: NutsSettings, start) -> NUTS:
+    """NUTS with init_to_value at chain 0's start; mass mode gets Σ_w as inverse mass matrix."""
+    names = ("z",) if s.precondition == "whiten" else target.names
+    blocks, inverse_mass = [names] if s.dense_mass else [], None  # NumPyro's structured form
+    if s.precondition == "whiten":
+        first = {"z": start["z"][0]}
+    else:
+        theta0 = target.transform.forward(jnp.stack([start[n][0] for n in names]))
+        first = {n: theta0[p] for p, n in enumerate(names)}
+    if s.precondition == "mass":
+        cov = jnp.asarray(precond.cov_w)
+        inverse_mass = {names: cov if s.dense_mass else jnp.diag(cov)}
+    return NUTS(
+        model,
+        target_accept_prob=s.target_accept,
+        max_tree_depth=s.max_tree_depth,
+        dense_mass=blocks,
+        inverse_mass_matrix=inverse_mass,
+        init_strategy=init_to_value(values=first),
+    )

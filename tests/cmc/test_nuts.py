@@ -1,0 +1,180 @@
+"""One shard attempt (cmc spec §3.3, §3.4; retry schedule §4.3).
+
+Truths: the §3.4 defaults and the §4.3 schedule; draws are keyed only by (seed, shard,
+attempt) — bitwise repeatable, different for another attempt; θ draws are T(u draws) and lie in
+the box; the per-chain start rule (jitter, redraws from fold_in keys, bad_init after 10); and
+failures — too few devices, an exception in the model, no finite start — come back as records.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.infer.util import potential_energy
+
+from hpcfit.cmc.diagnostics import shard_diagnostics
+from hpcfit.cmc.nuts import NutsSettings, attempt_settings, initial_params, run_attempt
+from hpcfit.cmc.precondition import from_warm_start
+from hpcfit.cmc.target import ShardTarget, numpyro_model
+from hpcfit.parallel.keys import attempt_keys
+
+NAMES = ("mu", "scale")
+LO, HI = np.array([-5.0, 0.1]), np.array([5.0, 10.0])
+Y = np.random.default_rng(7).normal(1.0, 2.0, size=60)
+DATA = {"y": jnp.asarray(Y)}
+SMALL = NutsSettings(num_warmup=150, num_samples=200)
+MASS = NutsSettings(num_warmup=150, num_samples=200, precondition="mass")
+
+
+def loglik(theta, data):
+    r = (data["y"] - theta[0]) / theta[1]
+    return -0.5 * jnp.sum(r**2) - data["y"].size * jnp.log(theta[1])
+
+
+def make_target(ll=loglik) -> ShardTarget:
+    return ShardTarget(NAMES, LO, HI, np.array([0.0, 2.0]), np.array([3.0, 3.0]), ll)
+
+
+PRECOND = from_warm_start(
+    NAMES, np.array([1.0, 2.0]), np.diag([0.07, 0.035]), LO, HI, np.array([3.0, 3.0]), 2
+)
+
+
+def run(settings=SMALL, target=None, attempt=0, seed=3):
+    return run_attempt(
+        target or make_target(),
+        DATA,
+        PRECOND,
+        n_shards=2,
+        seed=seed,
+        shard_id=1,
+        attempt=attempt,
+        settings=settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def base():
+    return run()
+
+
+def test_defaults_are_spec():
+    s = NutsSettings()
+    assert (s.num_warmup, s.num_samples, s.num_chains, s.target_accept) == (500, 1000, 4, 0.9)
+    assert (s.max_tree_depth, s.dense_mass, s.init_jitter, s.precondition) == (
+        10,
+        False,
+        0.5,
+        "whiten",
+    )
+
+
+def test_retry_schedule():
+    s = NutsSettings()
+    assert attempt_settings(s, 0) == s
+    r1, r2 = attempt_settings(s, 1), attempt_settings(s, 2)
+    assert r1.target_accept == pytest.approx(0.945, abs=1e-15)
+    assert r2.target_accept == pytest.approx(0.9675, abs=1e-15)
+    assert (r1.num_warmup, r2.num_warmup) == (1000, 2000)
+    assert r2.num_samples == s.num_samples and r2.max_tree_depth == s.max_tree_depth
+    with pytest.raises(ValueError):
+        attempt_settings(s, -1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_chains": 0}, {"target_accept": 1.0}, {"precondition": "diag"}, {"num_samples": 2.5}],
+)
+def test_settings_validation(kwargs):
+    with pytest.raises(ValueError):
+        NutsSettings(**kwargs)
+
+
+def test_ok_attempt(base):
+    assert base.status == "ok", base.message
+    assert base.draws_u.shape == (4, 200, 2) and base.draws_u.dtype == np.float64
+    assert base.draws_theta.shape == (4, 200, 2)
+    for k, v in base.extra.items():
+        assert v.shape == (4, 200), k
+    theta = np.asarray(make_target().transform.forward(base.draws_u))
+    np.testing.assert_allclose(base.draws_theta, theta, rtol=1e-12, atol=1e-14)
+    assert np.all((base.draws_theta > LO) & (base.draws_theta < HI))
+    assert (base.target_accept, base.num_warmup, base.num_chains) == (0.9, 150, 4)
+    assert base.wall_s > 0.0 and base.traceback is None
+    shard_diagnostics(base.draws_theta, base.extra, 10, names=NAMES)  # consumes the record
+
+
+def test_keyed_by_seed_shard_attempt(base):
+    again = run()
+    np.testing.assert_array_equal(again.draws_u, base.draws_u)
+    np.testing.assert_array_equal(again.energy, base.energy)
+    retry = run(attempt_settings(SMALL, 1), attempt=1)
+    assert retry.status == "ok"
+    assert retry.target_accept == pytest.approx(0.945) and retry.num_warmup == 300
+    assert not np.array_equal(retry.draws_u, base.draws_u)
+
+
+def test_mass_mode_dense():
+    res = run(NutsSettings(num_warmup=150, num_samples=200, precondition="mass", dense_mass=True))
+    assert res.status == "ok", res.message
+    assert np.all((res.draws_theta > LO) & (res.draws_theta < HI))
+    u_back = np.asarray(make_target().transform.inverse(res.draws_theta))
+    np.testing.assert_allclose(res.draws_u, u_back, rtol=1e-12)
+
+
+def test_starts_follow_jitter_rule():
+    target = make_target()
+    model = numpyro_model(target, PRECOND, 2, "whiten")
+    k_init, _ = attempt_keys(3, 1, 0)
+    params, redraws = initial_params(target, DATA, PRECOND, model, SMALL, k_init)
+    assert redraws == 0
+    expected = 0.5 * jax.random.normal(k_init, (4, 2), dtype=jnp.float64)
+    np.testing.assert_array_equal(np.asarray(params["z"]), np.asarray(expected))
+    mass = numpyro_model(target, PRECOND, 2, "mass")
+    p_mass, _ = initial_params(target, DATA, PRECOND, mass, MASS, k_init)
+    u0 = PRECOND.u_hat + np.asarray(expected) @ PRECOND.chol.T
+    np.testing.assert_allclose(np.stack([p_mass[n] for n in NAMES], axis=1), u0, rtol=1e-14)
+
+
+def test_non_finite_starts_are_redrawn():
+    """ℓ = −inf for mu > 1 = T(û)_mu, i.e. z_mu > 0: with seed 4, chains 0 and 1 start there."""
+
+    def half(theta, data):
+        return jnp.where(theta[0] > 1.0, -jnp.inf, loglik(theta, data))
+
+    target = make_target(half)
+    model = numpyro_model(target, PRECOND, 2, "whiten")
+    k_init, _ = attempt_keys(4, 1, 0)
+    first = 0.5 * np.asarray(jax.random.normal(k_init, (4, 2), dtype=jnp.float64))
+    params, redraws = initial_params(target, DATA, PRECOND, model, SMALL, k_init)
+    assert 1 <= redraws <= 10
+    z = np.asarray(params["z"])
+    for c in range(4):
+        e = potential_energy(model, (DATA,), {}, {"z": jnp.asarray(z[c])})
+        assert np.isfinite(float(e))
+    kept = first[:, 0] <= 0.0  # u_mu = û_mu + L_00·z_mu with L_00 > 0
+    np.testing.assert_array_equal(kept, [False, False, True, True])
+    assert np.all(z[:, 0] <= 0.0)
+    np.testing.assert_array_equal(z[kept], first[kept])  # finite starts are not redrawn
+
+
+def test_bad_init_after_ten_redraws():
+    res = run(target=make_target(lambda theta, data: -jnp.inf + 0.0 * theta[0]))
+    assert res.status == "bad_init" and res.init_redraws == 10
+    assert res.draws_u is None and "10 redraws" in res.message
+
+
+def test_too_few_devices_is_a_status_not_a_warning():
+    res = run(NutsSettings(num_warmup=10, num_samples=10, num_chains=jax.local_device_count() + 1))
+    assert res.status == "failed" and "devices" in res.message and res.draws_u is None
+
+
+def test_exception_becomes_record():
+    def broken(theta, data):
+        raise ValueError("no likelihood today")
+
+    res = run(target=make_target(broken))
+    assert res.status == "failed" and res.error_type == "ValueError"
+    assert "no likelihood today" in res.message and "ValueError" in res.traceback

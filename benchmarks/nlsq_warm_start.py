@@ -6,8 +6,9 @@
 Each round runs, in turn:
 
 * **hpcfit** ``hpcfit.xpcs.nlsq.fit(data, space, NlsqConfig())`` — profile mode (contrast and
-  offset per slot by variable projection), ``nlsq.CurveFit`` TRF (instance and model cached
-  per problem structure, so repeats compile nothing) with the autodiff Jacobian, x_scale = prior sd, tolerances 1e-8; the wall
+  offset per slot by variable projection), ``nlsq.CurveFit`` TRF (instance and model
+  cached per problem structure, so repeats compile nothing) with the autodiff Jacobian,
+  x_scale = prior sd, tolerances 1e-8; the wall
   time includes everything ``fit`` does (Problem set-up, solve, residuals and JᵀJ by
   ``Problem.evaluate`` for σ̂ and the covariance, diagnostics);
 * **scipy** ``scipy.optimize.least_squares(method="trf", jac="2-point")`` on the same residual

@@ -46,7 +46,7 @@ def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm | None 
             data.provenance.get("file", data.provenance.get("source")),
             data.n_phi,
             data.n_frames,
-            data.pooled().size,
+            data.n_phi * data.n_frames * (data.n_frames - 1) // 2,
         )
         result = None
         if cfg.nlsq.enabled:

@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _record  # noqa: E402
-from peers.client import PeerError, PeerProcess  # noqa: E402
+from peers.client import PeerError, open_peer  # noqa: E402
 
 PEER = "heterodyne"
 SETUP_HINT = "bash benchmarks/peers/setup_heterodyne.sh"
@@ -135,39 +135,32 @@ def main(argv: list[str] | None = None) -> int:
     metrics = [*POOLED_METRICS, *(f"mesh_{nm}" for nm in args.mesh_sizes)]
 
     # -- peer ----------------------------------------------------------------------------------
-    peer: PeerProcess | None = None
-    peer_reason: str | None = None
-    peer_info: dict[str, Any] | None = None
-    py = None if args.no_peer else _record.peer_python(PEER)
-    if args.no_peer:
-        peer_reason = "--no-peer given"
-    elif py is None:
-        peer_reason = f"peer venv .peers/{PEER} missing; create it with `{SETUP_HINT}`"
-    else:
+    peer, peer_info, inputs, peer_reason = open_peer(
+        None if args.no_peer else _record.peer_python(PEER),
+        PEER,
+        SETUP_HINT,
+        {
+            "t": t,
+            "i": i,
+            "j": j,
+            "y": np.asarray(y),
+            "sigma": sigma,
+            "params": params,
+            "q": q,
+            "dt": dt,
+            "phi": phi,
+            "contrast": contrast,
+            "offset": offset,
+            **{f"t_mesh_{nm}": tm for nm, tm in t_mesh.items()},
+        },
+        skip=args.no_peer,
+    )
+    if peer is not None:
         try:
-            peer = PeerProcess(py, f"{PEER}_driver.py")
-            peer_info = peer.call("info")
-            inputs = peer.workdir / "pooled.npz"
-            np.savez(
-                inputs,
-                t=t,
-                i=i,
-                j=j,
-                y=np.asarray(y),
-                sigma=sigma,
-                params=params,
-                q=q,
-                dt=dt,
-                phi=phi,
-                contrast=contrast,
-                offset=offset,
-                **{f"t_mesh_{nm}": tm for nm, tm in t_mesh.items()},
-            )
             peer.call("load_pooled", npz=str(inputs))
-        except (PeerError, OSError) as exc:
+        except PeerError as exc:
             peer_reason = f"peer driver failed: {exc}"
-            if peer is not None:
-                peer.close()
+            peer.close()
             peer = None
     if peer_reason:
         print(f"[model_cost] peer part skipped: {peer_reason}", flush=True)

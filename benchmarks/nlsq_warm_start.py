@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _record  # noqa: E402
-from peers.client import PeerError, PeerProcess  # noqa: E402
+from peers.client import PeerError, open_peer  # noqa: E402
 
 PEER = "heterodyne"
 SETUP_HINT = "bash benchmarks/peers/setup_heterodyne.sh"
@@ -179,41 +179,27 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # -- peer -----------------------------------------------------------------------------------
-    peer: PeerProcess | None = None
-    peer_reason: str | None = None
-    peer_info: dict[str, Any] | None = None
-    peer_inputs: Path | None = None
-    py = None if args.no_peer else _record.peer_python(PEER)
-    if args.no_peer:
-        peer_reason = "--no-peer given"
-    elif py is None:
-        peer_reason = f"peer venv .peers/{PEER} missing; create it with `{SETUP_HINT}`"
-    else:
-        try:
-            peer = PeerProcess(py, f"{PEER}_driver.py")
-            peer_info = peer.call("info")
-            peer_inputs = peer.workdir / "embedded.npz"
-            np.savez(
-                peer_inputs,
-                c2=data.c2,
-                phi=data.phi,
-                sigma=data.sigma,
-                q=float(data.q[0]),
-                dt=data.dt,
-                start_frame=data.start_frame,
-                names=np.asarray(NAMES),
-                start=space.start,
-                lo=space.lo,
-                hi=space.hi,
-                vary=space.vary,
-                tol=cfg.ftol,
-                max_nfev=cfg.max_nfev,
-            )
-        except (PeerError, OSError) as exc:
-            peer_reason = f"peer driver failed: {exc}"
-            if peer is not None:
-                peer.close()
-            peer = None
+    peer, peer_info, peer_inputs, peer_reason = open_peer(
+        None if args.no_peer else _record.peer_python(PEER),
+        PEER,
+        SETUP_HINT,
+        {
+            "c2": data.c2,
+            "phi": data.phi,
+            "sigma": data.sigma,
+            "q": float(data.q[0]),
+            "dt": data.dt,
+            "start_frame": data.start_frame,
+            "names": np.asarray(NAMES),
+            "start": space.start,
+            "lo": space.lo,
+            "hi": space.hi,
+            "vary": space.vary,
+            "tol": cfg.ftol,
+            "max_nfev": cfg.max_nfev,
+        },
+        skip=args.no_peer,
+    )
     if peer_reason:
         print(f"[nlsq_warm_start] peer part skipped: {peer_reason}", flush=True)
 

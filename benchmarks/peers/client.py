@@ -83,3 +83,31 @@ class PeerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_peer(
+    python: Path | None, name: str, setup_hint: str, inputs: dict[str, Any], *, skip: bool = False
+) -> tuple[PeerProcess | None, dict[str, Any] | None, Path | None, str | None]:
+    """Start ``peers/<name>_driver.py`` and hand it ``inputs`` as an NPZ in its work directory.
+
+    Returns ``(peer, info, inputs_path, skipped_reason)``: the peer is None, with the reason,
+    when ``skip`` is set, the venv is missing or the driver fails; benchmarks then record the
+    reason and go on with hpcfit alone.
+    """
+    import numpy as np
+
+    if skip:
+        return None, None, None, "--no-peer given"
+    if python is None:
+        return None, None, None, f"peer venv .peers/{name} missing; create it with `{setup_hint}`"
+    peer = None
+    try:
+        peer = PeerProcess(python, f"{name}_driver.py")
+        info = peer.call("info")
+        path = peer.workdir / "inputs.npz"
+        np.savez(path, **inputs)
+        return peer, info, path, None
+    except (PeerError, OSError) as exc:
+        if peer is not None:
+            peer.close()
+        return None, None, None, f"peer driver failed: {exc}"

@@ -80,19 +80,24 @@ def warm_start(k: int):
     )
 
 
-def pipeline(prior_k: int, sigma: float, k: int = K, settings: NutsSettings = SETTINGS):
-    """plan → one attempt per shard (prior exponent 1/prior_k) → consensus → θ = T(u)."""
+def run_shards(target, pc, y, sigma: float, k: int, prior_k: int, settings: NutsSettings):
+    """plan → one NUTS attempt per shard with prior exponent 1/prior_k; every attempt ok."""
     plan = plan_shards(np.zeros(N, dtype=np.int32), 1, SEED, k)
-    pc = warm_start(k)
-    shards = []
+    results = []
     for s in range(k):
         idx = plan.indices(s)
-        data = {"x": jnp.asarray(X[idx]), "y": jnp.asarray(Y[idx]), "sigma": jnp.asarray(sigma)}
+        data = {"x": jnp.asarray(X[idx]), "y": jnp.asarray(y[idx]), "sigma": jnp.asarray(sigma)}
         res = run_attempt(
-            TARGET, data, pc, n_shards=prior_k, seed=SEED, shard_id=s, attempt=0, settings=settings
+            target, data, pc, n_shards=prior_k, seed=SEED, shard_id=s, attempt=0, settings=settings
         )
         assert res.status == "ok", res.message
-        shards.append(res.draws_u)
+        results.append(res)
+    return results
+
+
+def pipeline(prior_k: int, sigma: float, k: int = K, settings: NutsSettings = SETTINGS):
+    """plan → one attempt per shard (prior exponent 1/prior_k) → consensus → θ = T(u)."""
+    shards = [r.draws_u for r in run_shards(TARGET, warm_start(k), Y, sigma, k, prior_k, settings)]
     combined = combine(shards, NAMES, "consensus")
     return np.asarray(TARGET.transform.forward(combined.draws)), shards, combined
 
@@ -183,20 +188,13 @@ def test_posterior_at_a_bound_stays_inside(mode):
     target = box_target()
     y = X @ np.array([1.0, -0.5, -0.05]) + SIGMA * np.random.default_rng(9).normal(size=N)
     n_shards = 2
-    plan = plan_shards(np.zeros(N, dtype=np.int32), 1, SEED, n_shards)
     pc = from_warm_start(
         NAMES, [1.0, -0.5, 0.0], np.diag([1.25e-4] * 3), BOX_LO, BOX_HI, target.prior_sd, n_shards
     )
     assert pc.fallback == ("b2",)  # pinned at its bound
     settings = NutsSettings(num_warmup=200, num_samples=500, precondition=mode)
     shards = []
-    for s in range(n_shards):
-        idx = plan.indices(s)
-        data = {"x": jnp.asarray(X[idx]), "y": jnp.asarray(y[idx]), "sigma": jnp.asarray(SIGMA)}
-        res = run_attempt(
-            target, data, pc, n_shards=n_shards, seed=SEED, shard_id=s, attempt=0, settings=settings
-        )
-        assert res.status == "ok", res.message
+    for res in run_shards(target, pc, y, SIGMA, n_shards, n_shards, settings):
         assert np.all((res.draws_theta >= BOX_LO) & (res.draws_theta <= BOX_HI))
         shards.append(res.draws_u)
     theta = np.asarray(target.transform.forward(combine(shards, NAMES, "consensus").draws))

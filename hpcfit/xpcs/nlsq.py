@@ -42,8 +42,18 @@ def import_nlsq():
 
 
 @dataclass(frozen=True)
+class _Evaluation:
+    """The free quantities θ at a point, unweighted residuals (M,), JᵀJ and ½Σr² (weighted)."""
+
+    theta: np.ndarray
+    residuals: np.ndarray
+    jtj: np.ndarray
+    cost: float
+
+
+@dataclass(frozen=True)
 class _Pass:
-    """One solver run in the space of the problem's unknowns."""
+    """One solver run in the space of the problem's unknowns; ``end`` is evaluated at ``x``."""
 
     x0: np.ndarray
     x: np.ndarray
@@ -56,6 +66,7 @@ class _Pass:
     njev: int | None
     nit: int | None
     raised: bool
+    end: _Evaluation | None = None
 
 
 def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
@@ -81,19 +92,20 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     best = _best(first)
     passes = 1
     final = best
-    if sigma_known is None and problem.n_phi > 1 and not best.raised:
-        _, theta_1, _, _ = problem.free_quantities(best.x, fit_mode)
-        r_1, _ = problem.evaluate(theta_1, weights, cfg.jac_chunk_bytes)
-        sigma_1 = problem.sigma_hat(problem.ssr_per_slot(r_1))
+    if sigma_known is None and problem.n_phi > 1 and best.end is not None:
+        sigma_1 = problem.sigma_hat(problem.ssr_per_slot(best.end.residuals))
         if np.all(np.isfinite(sigma_1) & (sigma_1 > 0)):
             weights = 1.0 / sigma_1
             final = solver.run(best.x, weights)  # pass 2 starts at the pass-1 optimum
             # Judge progress from the original start, costed in the final weights.
-            final = replace(final, x0=best.x0, start_cost=solver.cost(best.x0, weights))
+            start_cost = solver.evaluate(best.x0, weights).cost
+            final = replace(final, x0=best.x0, start_cost=start_cost)
             passes = 2
 
-    theta_names, theta, lo, hi = problem.free_quantities(final.x, fit_mode)
-    residuals, jtj = problem.evaluate(theta, weights, cfg.jac_chunk_bytes)
+    end = final.end if final.end is not None else solver.evaluate(final.x, weights)
+    theta, residuals, jtj = end.theta, end.residuals, end.jtj
+    theta_names = problem.free_names()
+    lo, hi = problem.unknown_bounds(fit_mode=True)
     ssr_slot = problem.ssr_per_slot(residuals)
     ssr_w = float(np.sum(ssr_slot * weights**2))
     dof = problem.size - theta.size
@@ -200,16 +212,16 @@ class _Solver:
         self.lo, self.hi = problem.unknown_bounds(fit_mode)
         self.x_scale = "jac" if cfg.x_scale is XScale.jac else problem.unknown_prior_sd(fit_mode)
 
-    def cost(self, x: np.ndarray, weights: np.ndarray) -> float:
-        """½ Σ r² of the weighted residuals at the unknowns ``x``."""
-        _, theta, _, _ = self.problem.free_quantities(x, self.fit_mode)
-        r, _ = self.problem.evaluate(theta, weights, self.cfg.jac_chunk_bytes)
+    def evaluate(self, x: np.ndarray, weights: np.ndarray) -> _Evaluation:
+        """Residuals, JᵀJ and ½ Σ r² of the weighted residuals at the unknowns ``x``."""
+        theta = self.problem.free_quantities(x, self.fit_mode)
+        r, jtj = self.problem.evaluate(theta, weights, self.cfg.jac_chunk_bytes)
         rw = r * self.problem.point_weights(weights)
-        return 0.5 * float(np.sum(rw * rw))
+        return _Evaluation(theta, r, jtj, 0.5 * float(np.sum(rw * rw)))
 
     def run(self, x0: np.ndarray, weights: np.ndarray) -> _Pass:
         cfg = self.cfg
-        start_cost = self.cost(x0, weights)
+        start_cost = self.evaluate(x0, weights).cost
         try:
             # nlsq broadcasts (M, P) against (P,) internally: allow that for its own code even
             # where callers (the strict test suite) make implicit rank promotion an error.
@@ -236,10 +248,11 @@ class _Solver:
                 x0, x0.copy(), np.nan, start_cost, False, None, message, None, None, None, True
             )
         x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
+        end = self.evaluate(x, weights) if np.all(np.isfinite(x)) else None
         return _Pass(
             x0=x0,
             x=x,
-            cost=self.cost(x, weights) if np.all(np.isfinite(x)) else np.nan,
+            cost=end.cost if end is not None else np.nan,
             start_cost=start_cost,
             success=bool(getattr(result, "success", False)),
             status=_int_or_none(getattr(result, "status", None)),
@@ -248,6 +261,7 @@ class _Solver:
             njev=_int_or_none(getattr(result, "njev", None)),
             nit=_int_or_none(getattr(result, "nit", None)),
             raised=False,
+            end=end,
         )
 
 

@@ -216,20 +216,17 @@ class Problem:
             parts.append(np.asarray(b))
         return np.concatenate(parts).astype(np.float64)
 
-    def free_quantities(self, x: np.ndarray, fit_mode: bool):
-        """(names, θ, lo, hi) of all free quantities for the solver's unknowns ``x``."""
+    def free_quantities(self, x: np.ndarray, fit_mode: bool) -> np.ndarray:
+        """θ, all free quantities in ``free_names()`` order, for the solver's unknowns ``x``."""
         if fit_mode:
-            theta = np.asarray(x, dtype=np.float64)
-        else:
-            _, c, b, _ = self.profile_scaling(x[: self.n_phys])
-            parts = [np.asarray(x[: self.n_phys])]
-            if self._n_c():
-                parts.append(np.asarray(c))
-            if self._n_b():
-                parts.append(np.asarray(b))
-            theta = np.concatenate(parts).astype(np.float64)
-        lo, hi = self.unknown_bounds(fit_mode=True)
-        return self.free_names(), theta, lo, hi
+            return np.asarray(x, dtype=np.float64)
+        _, c, b, _ = self.profile_scaling(x[: self.n_phys])
+        parts = [np.asarray(x[: self.n_phys])]
+        if self._n_c():
+            parts.append(np.asarray(c))
+        if self._n_b():
+            parts.append(np.asarray(b))
+        return np.concatenate(parts).astype(np.float64)
 
     def split_free(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """θ → (14 physics parameters, contrast per slot, offset per slot)."""

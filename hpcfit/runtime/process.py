@@ -14,10 +14,14 @@ _DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
 def merge_xla_flags(existing: str, device_count: int | None) -> str:
-    """Return ``existing`` XLA flags with the host device count replaced (other flags kept)."""
+    """Return ``existing`` XLA flags with the host device count replaced (other flags kept).
+
+    ``device_count=None`` leaves the flags as they are, a user's device count included.
+    """
+    if device_count is None:
+        return existing
     flags = [f for f in existing.split() if not f.startswith(_DEVICE_COUNT_FLAG)]
-    if device_count is not None:
-        flags.append(f"{_DEVICE_COUNT_FLAG}={int(device_count)}")
+    flags.append(f"{_DEVICE_COUNT_FLAG}={int(device_count)}")
     return " ".join(flags)
 
 
@@ -45,21 +49,3 @@ def ensure_x64() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-
-
-def check_x64() -> None:
-    """Raise if JAX would create float32 arrays by default."""
-    import jax.numpy as jnp
-
-    if jnp.zeros(1).dtype != jnp.float64:
-        raise RuntimeError("JAX x64 mode is off: float64 numerics are required")
-
-
-def version_of(module: str) -> str | None:
-    """Installed version of a distribution, or None."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(module)
-    except PackageNotFoundError:
-        return None

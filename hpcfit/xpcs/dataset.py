@@ -25,9 +25,6 @@ class Pooled:
     def size(self) -> int:
         return int(self.y.size)
 
-    def slot_counts(self, n_phi: int) -> np.ndarray:
-        return np.bincount(self.a, minlength=n_phi)
-
 
 @dataclass(frozen=True)
 class XpcsData:

@@ -58,3 +58,10 @@ def test_integer_buffers_keep_dtype(comm) -> None:
 def test_shared_split_covers_local_ranks(comm) -> None:
     node = comm.split_shared()
     assert 1 <= node.size <= comm.size and 0 <= node.rank < node.size
+
+
+def test_world_is_mpi_when_launched_on_several_ranks(comm) -> None:
+    from hpcfit.parallel.comm import MPIComm, SerialComm, world
+
+    expected = MPIComm if comm.size > 1 else SerialComm
+    assert isinstance(world(), expected)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpcfit.parallel.comm import Comm, SerialComm
+from hpcfit.parallel.comm import Comm, SerialComm, world
 
 
 def test_serial_comm_is_a_comm() -> None:
@@ -29,3 +29,7 @@ def test_serial_abort_exits() -> None:
     with pytest.raises(SystemExit) as info:
         SerialComm().abort(3)
     assert info.value.code == 3
+
+
+def test_world_outside_mpiexec_is_serial() -> None:
+    assert isinstance(world(), SerialComm)

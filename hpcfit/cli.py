@@ -14,8 +14,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
-from hpcfit.errors import InputError
+from hpcfit.errors import ConfigError, InputError
 
 EXIT_INTERNAL = 70
 _NO_PREVALIDATION_FLAGS = {
@@ -40,12 +41,37 @@ _NO_PREVALIDATION_FLAGS = {
 }
 
 
+_RANK_COMM: Any = None  # rank mode: this process's communicator (set by main, never at import)
+_SILENT_RANK_OVERRIDES = [
+    "hydra.output_subdir=null",
+    "hydra/job_logging=disabled",
+    "hydra/hydra_logging=disabled",
+]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hpcfit`` console script."""
+    """Entry point of the ``hpcfit`` console script: launcher or rank mode (design §1.2)."""
+    global _RANK_COMM
     argv = list(sys.argv[1:] if argv is None else argv)
     from hpcfit.runtime.process import configure
 
     configure()  # float64 and thread variables before anything imports jax
+    from hpcfit.runtime.env import detect, world_size_mismatch
+
+    launch_env = detect(os.environ)
+    comm = None
+    if launch_env.is_rank:  # MPI first, before Hydra composes and before JAX starts
+        from hpcfit.parallel.comm import MPIComm
+
+        comm = MPIComm()
+        mismatch = world_size_mismatch(launch_env, comm.size)
+        if mismatch:
+            fail(InputError(mismatch))
+        run_id = comm.bcast(default_run_id(os.environ) if comm.rank == 0 else None)
+        os.environ["HPCFIT_RUN_ID"] = run_id
+        if comm.rank != 0:
+            argv = [*argv, *_SILENT_RANK_OVERRIDES]
+    _RANK_COMM = comm
     from hpcfit import config
 
     config.register()
@@ -53,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         prevalidate(argv)
     except InputError as exc:
+        if comm is not None and comm.rank != 0:
+            raise SystemExit(exc.exit_code) from None  # rank 0 prints the line
         fail(exc)
     import hydra
 
@@ -60,7 +88,27 @@ def main(argv: list[str] | None = None) -> None:
         _task
     )
     sys.argv = [sys.argv[0] if sys.argv else "hpcfit", *argv]
-    app()
+    if comm is None:
+        app()
+        return
+    _abort_guard(app, comm)
+
+
+def _abort_guard(app: Any, comm: Any) -> None:
+    """Run the Hydra app; a non-zero exit or an uncaught exception on any rank aborts every
+    rank (Hydra turns exceptions into ``sys.exit(1)``, so the guard sits outside it)."""
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code != 0:
+            sys.stderr.write(f"hpcfit: rank {comm.rank} exits with status {code}\n")
+            comm.abort(code)
+        raise
+    except BaseException as exc:
+        traceback.print_exc()
+        sys.stderr.write(f"hpcfit: rank {comm.rank}: {type(exc).__name__}: {exc}\n")
+        comm.abort(EXIT_INTERNAL)
 
 
 def default_run_id(env: dict[str, str] | os._Environ[str]) -> str:
@@ -118,25 +166,45 @@ def prevalidate(argv: list[str]) -> None:
 
 
 def _task(cfg) -> None:
-    """The Hydra task: one run of the configured workload in Hydra's run directory."""
+    """The Hydra task: one job of the configured workload in Hydra's run directory.
+
+    Launcher mode starts the ranks (:func:`hpcfit.launch.launch`); rank mode runs this rank
+    with the config rank 0 composed.
+    """
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from hpcfit.config import to_config
     from hpcfit.io.run_record import RunRecord
-    from hpcfit.pipelines import xpcs
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    comm = _RANK_COMM
     try:
-        code = xpcs.run(to_config(cfg), run_dir, resolved)
+        if comm is None:
+            from hpcfit.launch import launch
+
+            code = launch(to_config(cfg), run_dir, resolved, list(hydra_cfg.overrides.task))
+        else:
+            from hpcfit import rank
+
+            config = comm.bcast(to_config(cfg) if comm.rank == 0 else None)
+            if config.mpi.ranks is not None and config.mpi.ranks != comm.size:
+                raise ConfigError(
+                    f"mpi.ranks: expected {comm.size} (the world size), got {config.mpi.ranks}"
+                )
+            code = rank.run(config, run_dir, resolved, comm)
     except InputError as exc:
+        if comm is not None and comm.rank != 0:
+            raise SystemExit(exc.exit_code) from None
         fail(exc)
     except Exception as exc:  # an internal error: keep the record, show the traceback
         traceback.print_exc()
-        RunRecord(run_dir, resolved, seeds={}).finish(
-            "error", EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
-        )
+        if comm is None or comm.rank == 0:
+            RunRecord(run_dir, resolved, seeds={}).finish(
+                "error", EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
+            )
         raise SystemExit(EXIT_INTERNAL) from None
     if code:
         raise SystemExit(code)

@@ -170,17 +170,90 @@ class NlsqConfig:
     jac_chunk_bytes: int = 256 * 2**20
 
 
+class Precondition(Enum):
+    whiten = "whiten"  # sample z with u = û + L·z (default)
+    mass = "mass"  # Σ_w as NUTS's initial inverse mass matrix
+    none = "none"  # identity start (tests)
+
+
+class Combiner(Enum):
+    consensus = "consensus"
+    parametric = "parametric"
+    robust = "robust"
+
+
+class ShardFailure(Enum):
+    retry = "retry"
+    exclude = "exclude"
+    abort = "abort"
+
+
+class ShardOwner(Enum):
+    modulo = "modulo"  # shard s on rank s mod R
+    block = "block"  # balanced contiguous blocks of shard ids
+
+
+class Launcher(Enum):
+    auto = "auto"  # srun inside a Slurm allocation (srun on PATH), else mpiexec
+    mpiexec = "mpiexec"
+    srun = "srun"
+    none = "none"  # never spawn ranks
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    enabled: bool = True  # write finished shards atomically; a re-run resumes from them
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    """Per-shard pass/fail gates (cmc spec §4.2)."""
+
+    max_rhat: float = 1.05
+    min_ess_bulk_per_chain: float = 100.0
+    min_ess_tail_per_chain: float = 100.0
+    max_divergence_rate: float = 0.01
+    min_bfmi: float = 0.3
+
+
 @dataclass(frozen=True)
 class CmcConfig:
-    """Consensus Monte Carlo. This version records the seed; the sampler stage is not built yet."""
+    """Consensus Monte Carlo over data shards (cmc spec §2–§5, keys of §8)."""
 
-    enabled: bool = False
+    enabled: bool = True
+    require_warm_start: bool = True  # an unusable warm start stops the job (exit 4)
     seed: int = 0
+    n_shards: Any = "auto"  # "auto" or an integer K >= 1
+    max_points_per_shard: int = 20000
+    min_points_per_shard: int = 2000
+    min_shards_per_rank: int = 1
+    shard_owner: ShardOwner = ShardOwner.modulo
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    num_warmup: int = 500
+    num_samples: int = 1000
+    num_chains: int = 4  # chains per shard = virtual XLA CPU devices per rank
+    target_accept: float = 0.9
+    max_tree_depth: int = 10
+    dense_mass: bool = False
+    precondition: Precondition = Precondition.whiten
+    whiten_scale: float = 1.0
+    init_jitter: float = 0.5
+    sample_sigma: bool = False  # sample σ_a ~ HalfNormal(2·σ̂_a) instead of fixing σ̂_a
+    combine: Combiner = Combiner.consensus
+    robust_z: float = 3.5
+    on_shard_failure: ShardFailure = ShardFailure.retry
+    max_retries: int = 2
+    max_excluded_fraction: float = 0.25
+    gates: GatesConfig = field(default_factory=GatesConfig)
 
 
 @dataclass(frozen=True)
 class MpiConfig:
-    ranks: int = 1  # MPI ranks; this version runs one process
+    """How ranks are started (design §1.2)."""
+
+    ranks: int | None = None  # None: 1 in launcher mode, the world size in rank mode
+    launcher: Launcher = Launcher.auto
+    cores_per_rank: int | None = None  # None: chains per rank (cmc.num_chains)
 
 
 @dataclass(frozen=True)
@@ -273,9 +346,15 @@ def _positive(key: str, value: float) -> None:
 def validate(cfg: Config) -> None:
     """Range and cross-field checks; raises :class:`ConfigError` naming the first bad key."""
     _require(cfg.workload.name == "xpcs", "workload.name", "'xpcs'", cfg.workload.name)
-    _require(cfg.mpi.ranks == 1, "mpi.ranks", "1 (this version runs one process)", cfg.mpi.ranks)
-    _require(not cfg.cmc.enabled, "cmc.enabled", "false (CMC is not in this version)", True)
-    _require(cfg.cmc.seed >= 0, "cmc.seed", "an integer >= 0", cfg.cmc.seed)
+    _validate_mpi(cfg.mpi)
+    _validate_cmc(cfg.cmc)
+    if cfg.cmc.enabled and cfg.cmc.require_warm_start:
+        _require(
+            cfg.nlsq.enabled,
+            "cmc.require_warm_start",
+            "false when nlsq.enabled=false (CMC then starts cold)",
+            True,
+        )
     _validate_data(cfg.data)
     _validate_model(cfg.model)
     _validate_nlsq(cfg.nlsq)
@@ -362,3 +441,72 @@ def _validate_nlsq(nlsq: NlsqConfig) -> None:
     )
     for s in nlsq.sigma or []:
         _positive("nlsq.sigma", s)
+
+
+def _validate_mpi(mpi: MpiConfig) -> None:
+    if mpi.ranks is not None:
+        _require(mpi.ranks >= 1, "mpi.ranks", "null or an integer >= 1", mpi.ranks)
+        if mpi.launcher is Launcher.none:
+            _require(mpi.ranks == 1, "mpi.ranks", "1 (or null) with mpi.launcher=none", mpi.ranks)
+    if mpi.cores_per_rank is not None:
+        _require(
+            mpi.cores_per_rank >= 1,
+            "mpi.cores_per_rank",
+            "null or an integer >= 1",
+            mpi.cores_per_rank,
+        )
+
+
+def _validate_cmc(cmc: CmcConfig) -> None:
+    _require(cmc.seed >= 0, "cmc.seed", "an integer >= 0", cmc.seed)
+    k = cmc.n_shards
+    ok = k == "auto" or (isinstance(k, int) and not isinstance(k, bool) and k >= 1)
+    _require(ok, "cmc.n_shards", "'auto' or an integer >= 1", k)
+    for key in ("max_points_per_shard", "min_points_per_shard", "min_shards_per_rank"):
+        _require(getattr(cmc, key) >= 1, f"cmc.{key}", "an integer >= 1", getattr(cmc, key))
+    _require(
+        cmc.min_points_per_shard <= cmc.max_points_per_shard,
+        "cmc.min_points_per_shard",
+        f"<= cmc.max_points_per_shard={cmc.max_points_per_shard}",
+        cmc.min_points_per_shard,
+    )
+    _require(cmc.num_warmup >= 0, "cmc.num_warmup", "an integer >= 0", cmc.num_warmup)
+    _require(cmc.num_samples >= 4, "cmc.num_samples", "an integer >= 4", cmc.num_samples)
+    _require(
+        cmc.num_chains >= 2,
+        "cmc.num_chains",
+        "an integer >= 2 (CMC needs 2 chains)",
+        cmc.num_chains,
+    )
+    _require(0 < cmc.target_accept < 1, "cmc.target_accept", "a value in (0, 1)", cmc.target_accept)
+    _require(
+        1 <= cmc.max_tree_depth <= 15,
+        "cmc.max_tree_depth",
+        "an integer in [1, 15]",
+        cmc.max_tree_depth,
+    )
+    _positive("cmc.whiten_scale", cmc.whiten_scale)
+    _require(
+        math.isfinite(cmc.init_jitter) and cmc.init_jitter >= 0,
+        "cmc.init_jitter",
+        "a finite value >= 0",
+        cmc.init_jitter,
+    )
+    _positive("cmc.robust_z", cmc.robust_z)
+    _require(cmc.max_retries >= 0, "cmc.max_retries", "an integer >= 0", cmc.max_retries)
+    _require(
+        0 <= cmc.max_excluded_fraction < 1,
+        "cmc.max_excluded_fraction",
+        "a value in [0, 1)",
+        cmc.max_excluded_fraction,
+    )
+    g = cmc.gates
+    _require(g.max_rhat >= 1, "cmc.gates.max_rhat", "a value >= 1", g.max_rhat)
+    for key in ("min_ess_bulk_per_chain", "min_ess_tail_per_chain", "min_bfmi"):
+        _require(getattr(g, key) >= 0, f"cmc.gates.{key}", "a value >= 0", getattr(g, key))
+    _require(
+        0 <= g.max_divergence_rate <= 1,
+        "cmc.gates.max_divergence_rate",
+        "a value in [0, 1]",
+        g.max_divergence_rate,
+    )

@@ -47,7 +47,7 @@ def default_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("default")
-    return cwd / "out", hpcfit("hydra.run.dir=out", cwd=cwd)
+    return cwd / "out", hpcfit("hydra.run.dir=out", "cmc.enabled=false", cwd=cwd)
 
 
 def test_default_run_fits_embedded_dataset(default_run) -> None:
@@ -199,6 +199,7 @@ def test_synthetic_overrides_make_another_dataset(tmp_path: Path) -> None:
         "data.seed=7",
         "data.phi=[10.0,100.0]",
         "nlsq.enabled=false",
+        "cmc.enabled=false",
         "hydra.run.dir=out",
         cwd=tmp_path,
     )
@@ -214,7 +215,9 @@ def test_synthetic_overrides_make_another_dataset(tmp_path: Path) -> None:
 
 def test_file_run_uses_default_run_directory(tmp_path: Path) -> None:
     path = _npz(tmp_path)
-    proc = hpcfit("data=file", f"data.path={path}", "nlsq.max_nfev=3", cwd=tmp_path)
+    proc = hpcfit(
+        "data=file", f"data.path={path}", "nlsq.max_nfev=3", "cmc.enabled=false", cwd=tmp_path
+    )
     assert proc.returncode in (0, 4), proc.stderr
     record = json.loads((tmp_path / "runs" / "test-run" / "run.json").read_text())
     assert record["data"]["provenance"]["layout"] == "npz"

@@ -247,3 +247,21 @@ def _finite_or_none(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [_finite_or_none(u) for u in v]
     return v
+
+
+def convergence(draws: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Rank-normalised split R-hat and bulk/tail ESS per parameter of (chains, samples, P) draws
+    (used for the combined draws, §5; reported, not gated)."""
+    x, names = _as_array(np.asarray(draws, dtype=np.float64), names)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rhat = arviz_stats.rhat(x, method="rank", chain_axis=0, draw_axis=1)
+        bulk = arviz_stats.ess(x, method="bulk", chain_axis=0, draw_axis=1)
+        tail = arviz_stats.ess(x, method="tail", prob=TAIL_PROB, chain_axis=0, draw_axis=1)
+    return {
+        name: {
+            "rhat": _finite_or_none(float(rhat[p])),
+            "ess_bulk": _finite_or_none(float(bulk[p])),
+            "ess_tail": _finite_or_none(float(tail[p])),
+        }
+        for p, name in enumerate(names)
+    }

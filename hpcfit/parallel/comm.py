@@ -10,6 +10,8 @@ move contiguous float64/int arrays through buffers.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,12 +56,31 @@ class Comm(Protocol):
 
     def abort(self, code: int = 1) -> None: ...
 
+    def post(self, obj: Any, dest: int = 0) -> None:
+        """Send a small note to ``dest`` without waiting (progress lines; never a collective)."""
+        ...
+
+    def poll(self) -> list[Any]:
+        """The notes that have arrived for this rank so far (possibly none)."""
+        ...
+
+    def flush_posts(self) -> None:
+        """Wait until every note this rank posted has been delivered."""
+        ...
+
+
+_NOTE_TAG = 77
+_MAX_POLL_S = 0.01  # longest sleep between polls of a pending collective (s)
+
 
 class SerialComm:
     """One process: every collective is the identity."""
 
     rank = 0
     size = 1
+
+    def __init__(self) -> None:
+        self._notes: list[Any] = []
 
     def bcast(self, obj: Any, root: int = 0) -> Any:
         return obj
@@ -96,6 +117,16 @@ class SerialComm:
         sys.stderr.flush()
         raise SystemExit(code)
 
+    def post(self, obj: Any, dest: int = 0) -> None:
+        self._notes.append(obj)
+
+    def poll(self) -> list[Any]:
+        notes, self._notes[:] = list(self._notes), []
+        return notes
+
+    def flush_posts(self) -> None:
+        return None
+
 
 class MPIComm:
     """mpi4py on a clone of ``COMM_WORLD`` (or of a given communicator)."""
@@ -105,6 +136,9 @@ class MPIComm:
 
         self._mpi = MPI
         self._comm = (comm if comm is not None else MPI.COMM_WORLD).Clone()
+        self._note_comm = self._comm.Clone()  # point-to-point notes never meet collectives
+        self._pending: list[Any] = []  # ("local", note) or ("sent", request)
+        self._lock = threading.Lock()  # a progress thread may poll while the main thread posts
 
     @property
     def rank(self) -> int:
@@ -114,13 +148,27 @@ class MPIComm:
     def size(self) -> int:
         return int(self._comm.Get_size())
 
+    def _arrive(self) -> None:
+        """Wait for every rank while sleeping, not spinning: MPICH busy-polls inside blocking
+        collectives, which on an oversubscribed node takes cores from the ranks still working
+        (e.g. rank 0's warm start, or the slowest shard). A non-blocking barrier polled every
+        few milliseconds costs nothing measurable and leaves those cores free."""
+        request = self._comm.Ibarrier()
+        delay = 1e-4
+        while not request.Test():
+            time.sleep(delay)
+            delay = min(2 * delay, _MAX_POLL_S)
+
     def bcast(self, obj: Any, root: int = 0) -> Any:
+        self._arrive()
         return self._comm.bcast(obj, root=root)
 
     def scatter(self, objs: Sequence[Any] | None, root: int = 0) -> Any:
+        self._arrive()
         return self._comm.scatter(objs, root=root)
 
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        self._arrive()
         return self._comm.gather(obj, root=root)
 
     def allreduce_sum(self, value: float) -> float:
@@ -177,6 +225,30 @@ class MPIComm:
         sys.stdout.flush()
         sys.stderr.flush()
         self._comm.Abort(code)
+
+    def post(self, obj: Any, dest: int = 0) -> None:
+        with self._lock:
+            if dest == self.rank:
+                self._pending.append(("local", obj))
+            else:
+                request = self._note_comm.isend(obj, dest=dest, tag=_NOTE_TAG)
+                self._pending.append(("sent", request))
+
+    def poll(self) -> list[Any]:
+        with self._lock:
+            notes = [obj for kind, obj in self._pending if kind == "local"]
+            self._pending = [p for p in self._pending if p[0] != "local"]
+            any_source = self._mpi.ANY_SOURCE
+            while self._note_comm.iprobe(source=any_source, tag=_NOTE_TAG):
+                notes.append(self._note_comm.recv(source=any_source, tag=_NOTE_TAG))
+        return notes
+
+    def flush_posts(self) -> None:
+        with self._lock:
+            sent = [request for kind, request in self._pending if kind == "sent"]
+            self._pending = [p for p in self._pending if p[0] == "local"]
+        for request in sent:
+            request.wait()
 
 
 def world() -> Comm:

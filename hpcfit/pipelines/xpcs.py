@@ -1,17 +1,29 @@
-"""The XPCS job, stage by stage: load → parameter space → NLSQ warm start → outputs.
+"""The XPCS job, stage by stage (design §1.1, cmc spec §7.1).
 
-Reads as the data flow; the numerics live in ``hpcfit.xpcs``. Bad input raises
-:class:`~hpcfit.errors.InputError` before anything but the failed ``run.json`` is written.
+Rank 0: load and validate → parameter space → NLSQ warm start (or its checkpoint) → shard plan
+and preconditioner. All ranks: distribute → sample owned shards (checkpointed) → gather.
+Rank 0: failure policy → combine → summarise and write. Every decision that ends the job is a
+status record that rank 0 broadcasts, so all ranks exit with the same code and none raises
+inside a collective. The numerics live in ``hpcfit.xpcs`` and ``hpcfit.cmc``.
+
+Exit codes (cmc spec §7.2): 0 ok; 2 config/data error; 3 shard failure (abort, or too many
+shards excluded); 4 warm start unusable while required; 70 internal error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hpcfit import __version__
 from hpcfit.config import Config, SyntheticData
 from hpcfit.errors import InputError
 from hpcfit.io.atomic import write_json, write_npz
@@ -23,48 +35,371 @@ from hpcfit.xpcs.params import NAMES
 
 log = logging.getLogger("hpcfit")
 
-EXIT_OK, EXIT_INPUT, EXIT_WARM_START = 0, 2, 4
+EXIT_OK, EXIT_INPUT, EXIT_SHARDS, EXIT_WARM_START, EXIT_INTERNAL = 0, 2, 3, 4, 70
 
 
-def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm | None = None) -> int:
-    """Run the job in ``run_dir``; returns the exit code (0 ok, 4 unusable warm start)."""
+@dataclass(frozen=True)
+class Status:
+    """A decision rank 0 broadcasts: continue (``final`` False) or end every rank with ``code``."""
+
+    code: int
+    state: str
+    message: str | None = None
+    final: bool = True
+
+
+@dataclass
+class Prepared:
+    """Rank 0's products before sampling."""
+
+    data: XpcsData
+    space: Any
+    warm: NLSQResult | None
+    pooled: Any = None
+    plan: Any = None
+    job: Any = None
+    target: Any = None
+
+
+def run(
+    cfg: Config,
+    run_dir: Path,
+    resolved: dict[str, Any],
+    comm: Comm | None = None,
+    facts: dict[str, Any] | None = None,
+) -> int:
+    """Run the job in ``run_dir`` on every rank of ``comm``; returns the exit code.
+
+    ``facts`` (rank 0) are recorded in ``run.json`` (e.g. each rank's CPU affinity).
+    """
     comm = comm or SerialComm()
-    record = RunRecord(run_dir, resolved, seeds=seeds_of(cfg))
+    root = comm.rank == 0
+    record = RunRecord(run_dir, resolved, seeds=seeds_of(cfg)) if root else None
+    handler = _log_to(run_dir / f"rank-{comm.rank}.log")
     try:
-        from hpcfit.xpcs.sources import load_configured
-
-        data = load_configured(cfg.data)
-        space = cfg.model.space()
-    except InputError as exc:
-        record.finish("failed", EXIT_INPUT, str(exc))
-        raise
-    record.set(data=describe_data(data), ranks=comm.size)
-    handler = _log_to(run_dir / "rank-0.log")
-    try:
-        log.info(
-            "data: %s, %d angles × %d frames, %d pooled points",
-            data.provenance.get("file", data.provenance.get("source")),
-            data.n_phi,
-            data.n_frames,
-            data.n_phi * data.n_frames * (data.n_frames - 1) // 2,
+        prepared, status = None, None
+        if root:
+            assert record is not None
+            record.set(ranks=comm.size, **(facts or {}))
+            prepared, status = _guarded(record, lambda: prepare(cfg, run_dir, record, comm.size))
+        status = comm.bcast(status)
+        if status.final:
+            return status.code
+        from hpcfit.cmc.driver import (
+            Progress,
+            ProgressMonitor,
+            distribute,
+            gather_results,
+            sample_owned,
         )
-        result = None
-        if cfg.nlsq.enabled:
-            from hpcfit.xpcs.nlsq import fit
 
-            result = fit(data, space, cfg.nlsq)
-            write_warm_start(run_dir / "nlsq", result, data)
-            log.info("%s", warm_start_table(result, data))
-        write_plots(run_dir / "plots", data, result)
-        code = EXIT_OK if result is None or result.usable else EXIT_WARM_START
-        status = "ok" if code == EXIT_OK else "warm_start_unusable"
-        message = None if result is None else ", ".join(f.name for f in result.flags)
-        record.finish(status, code, message)
-        log.info("run directory: %s (exit %d)", run_dir, code)
-        return code
+        job, shards = distribute(
+            comm,
+            prepared.job if root else None,
+            prepared.pooled if root else None,
+            prepared.plan if root else None,
+        )
+        progress = Progress(job.n_shards, comm.size) if root else None
+        others = job.n_shards - len(shards) if root else 0
+        monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
+        on_abort = None
+        if root:
+
+            def on_abort(result):  # noqa: E306
+                record.finish(
+                    "shard_failed", EXIT_SHARDS, f"shard {result.shard_id}: {result.reason}"
+                )
+
+        with monitor:
+            results = sample_owned(comm, job, shards, progress=progress, on_abort=on_abort)
+            status = None
+            if root:
+                gathered, status = _guarded(
+                    record, lambda: gather_results(comm, results, job.n_shards)
+                )
+            else:
+                gather_results(comm, results, job.n_shards)
+        if root and status.code == EXIT_OK:
+            _, status = _guarded(record, lambda: finish(cfg, run_dir, record, prepared, gathered))
+        status = comm.bcast(status)
+        return status.code
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _guarded(record: RunRecord, stage: Callable[[], Any]) -> tuple[Any, Status]:
+    """Run a rank-0 stage; an error becomes a final status (and run.json), never an exception."""
+    try:
+        out = stage()
+    except InputError as exc:
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"hpcfit: error: {message}\n")
+        sys.stderr.flush()
+        record.finish("failed", EXIT_INPUT, message)
+        return None, Status(EXIT_INPUT, "failed", message)
+    except Exception as exc:  # internal error: keep the record and the traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("rank 0: internal error: %s", message)
+        record.finish("error", EXIT_INTERNAL, message)
+        return None, Status(EXIT_INTERNAL, "error", message)
+    if isinstance(out, Status):
+        return None, out
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Status):
+        return out
+    return out, Status(EXIT_OK, "ok", final=False)
+
+
+# --------------------------------------------------------------------------- rank 0: prepare
+
+
+def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
+    """Load → warm start → plan → preconditioner. Returns (Prepared, Status)."""
+    from hpcfit.xpcs.sources import load_configured
+
+    data = load_configured(cfg.data)
+    space = cfg.model.space()
+    record.set(data=describe_data(data))
+    log.info(
+        "data: %s, %d angles × %d frames, %d pooled points",
+        data.provenance.get("file", data.provenance.get("source")),
+        data.n_phi,
+        data.n_frames,
+        data.n_phi * data.n_frames * (data.n_frames - 1) // 2,
+    )
+    warm = warm_start(cfg, run_dir, data, space) if cfg.nlsq.enabled else None
+    write_plots(run_dir / "plots", data, warm)
+    prepared = Prepared(data, space, warm)
+    flags = None if warm is None else ", ".join(f.name for f in warm.flags)
+    if not cfg.cmc.enabled:
+        code = EXIT_OK if warm is None or warm.usable else EXIT_WARM_START
+        state = "ok" if code == EXIT_OK else "warm_start_unusable"
+        record.finish(state, code, flags)
+        log.info("run directory: %s (exit %d)", run_dir, code)
+        return prepared, Status(code, state, flags)
+    if warm is not None and not warm.usable and cfg.cmc.require_warm_start:
+        message = f"NLSQ warm start unusable ({flags}); cmc.require_warm_start=true"
+        log.error("%s", message)
+        record.finish("warm_start_unusable", EXIT_WARM_START, message)
+        return prepared, Status(EXIT_WARM_START, "warm_start_unusable", message)
+    plan_cmc(cfg, run_dir, record, prepared, n_ranks)
+    return prepared, Status(EXIT_OK, "ok", final=False)
+
+
+def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
+    """The NLSQ fit, or its checkpoint when the data and settings match (cmc spec §7.3)."""
+    from hpcfit.io import checkpoint
+
+    out = run_dir / "nlsq"
+    fp = checkpoint.fingerprint(
+        {
+            "hpcfit": __version__,
+            "data": data.fingerprint(),
+            "model": _plain(cfg.model),
+            "nlsq": _plain(cfg.nlsq),
+        }
+    )
+    if cfg.cmc.checkpoint.enabled:
+        result, note = checkpoint.load_warm_start(out, fp)
+        if result is not None:
+            log.info("NLSQ warm start reused from its checkpoint")
+            return result
+        if note != "missing":
+            log.warning("NLSQ warm-start checkpoint not used (%s); refitting", note)
+    from hpcfit.xpcs.nlsq import fit
+
+    result = fit(data, space, cfg.nlsq)
+    write_warm_start(out, result, data)
+    if cfg.cmc.checkpoint.enabled:
+        checkpoint.save_warm_start(out, result, fp)
+    log.info("%s", warm_start_table(result, data))
+    return result
+
+
+def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
+    """σ_a for the shard likelihood (cmc §3.3) and where it came from."""
+    from hpcfit.xpcs.posterior import mad_sigma
+
+    if warm is not None and warm.usable:
+        if warm.sigma_known:
+            return np.asarray(warm.extra["sigma_used"], dtype=np.float64), "known"
+        return np.asarray(warm.sigma_hat, dtype=np.float64), "nlsq"
+    if data.sigma is not None:
+        return np.asarray(data.sigma, dtype=np.float64), "known"
+    if cfg.nlsq.sigma:
+        return np.broadcast_to(np.asarray(cfg.nlsq.sigma, float), (data.n_phi,)).copy(), "known"
+    return mad_sigma(data.c2), "mad"
+
+
+def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks: int) -> None:
+    """Shard count and plan, target, preconditioner and the job every rank receives."""
+    from hpcfit.cmc.diagnostics import Gates
+    from hpcfit.cmc.driver import ShardJob, fingerprint_doc
+    from hpcfit.cmc.nuts import NutsSettings
+    from hpcfit.cmc.plan import idle_rank_note, plan_shards, resolve_n_shards
+    from hpcfit.errors import ConfigError
+    from hpcfit.xpcs.posterior import (
+        cold_start_preconditioner,
+        shard_target,
+        warm_start_preconditioner,
+    )
+
+    c = cfg.cmc
+    pooled = p.data.pooled()
+    try:
+        k = resolve_n_shards(
+            c.n_shards,
+            pooled.size,
+            n_ranks,
+            c.max_points_per_shard,
+            c.min_points_per_shard,
+            c.min_shards_per_rank,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"cmc.n_shards: {exc}") from None
+    plan = plan_shards(pooled.a, p.data.n_phi, c.seed, k)
+    for line in plan.warnings():
+        log.warning("%s", line)
+    note = idle_rank_note(k, n_ranks)
+    if note:
+        log.warning("%s", note)
+    write_json(run_dir / "cmc" / "plan.json", plan.to_json(pooled))
+    sigma, sigma_source = noise_levels(cfg, p.data, p.warm)
+    grid = p.data.grid()
+    target = shard_target(grid, p.space, sigma, sample_sigma=c.sample_sigma)
+    if p.warm is not None and p.warm.usable:
+        precond = warm_start_preconditioner(
+            p.warm,
+            target,
+            k,
+            whiten_scale=c.whiten_scale,
+            sigma=sigma,
+            slot_counts=np.bincount(pooled.a, minlength=p.data.n_phi),
+        )
+    else:
+        log.warning("CMC runs cold: preconditioner from the configured start values")
+        precond = cold_start_preconditioner(target, p.space, sigma, k)
+    settings = NutsSettings(
+        num_warmup=c.num_warmup,
+        num_samples=c.num_samples,
+        num_chains=c.num_chains,
+        target_accept=c.target_accept,
+        max_tree_depth=c.max_tree_depth,
+        dense_mass=c.dense_mass,
+        init_jitter=c.init_jitter,
+        precondition=c.precondition.value,
+    )
+    gates = Gates(**_plain(c.gates))
+    fields = dict(
+        grid=grid,
+        space=p.space,
+        sigma=sigma,
+        sample_sigma=c.sample_sigma,
+        precond=precond,
+        settings=settings,
+        gates=gates,
+        n_shards=k,
+        seed=c.seed,
+        on_failure=c.on_shard_failure.value,
+        max_retries=c.max_retries,
+        owner_rule=c.shard_owner.value,
+        checkpoint_dir=str(run_dir / "cmc" / "shards") if c.checkpoint.enabled else None,
+    )
+    job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, target, __version__))
+    p.pooled, p.plan, p.job, p.target = pooled, plan, job, target
+    record.set(
+        cmc={
+            "n_shards": k,
+            "n_ranks": n_ranks,
+            "sigma": sigma.tolist(),
+            "sigma_source": sigma_source,
+            "preconditioner": precond.source,
+            "owners": job.owners(n_ranks),
+        },
+    )
+    log.info(
+        "CMC: K = %d shards of %s points on %d rank(s), %d chains each, σ from %s",
+        k,
+        plan.counts.tolist(),
+        n_ranks,
+        c.num_chains,
+        sigma_source,
+    )
+
+
+# --------------------------------------------------------------------------- rank 0: finish
+
+
+def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: list) -> Status:
+    """Failure policy → combination → summary and files. Returns the final status."""
+    from hpcfit.cmc.combine import combine
+    from hpcfit.cmc.policy import exclusion_report
+    from hpcfit.io.report import write_cmc_outputs
+    from hpcfit.parallel.keys import combination_key
+
+    c = cfg.cmc
+    report = exclusion_report(
+        results, p.job.n_shards, c.max_excluded_fraction, shard_sizes=p.plan.counts.tolist()
+    )
+    if report["fatal"]:
+        write_json(
+            run_dir / "cmc" / "diagnostics.json",
+            {"shards": [r.to_json() for r in results], "exclusions": report},
+        )
+        log.error("CMC stopped: %s", report["fatal_reason"])
+        record.finish("shard_failed", EXIT_SHARDS, report["fatal_reason"])
+        return Status(EXIT_SHARDS, "shard_failed", report["fatal_reason"])
+    used = [r for r in results if r.status == "ok"]
+    combined = combine(
+        [r.draws_u for r in used],
+        p.target.names,
+        c.combine.value,
+        shard_ids=[r.shard_id for r in used],
+        rng_key=combination_key(c.seed),
+        theta_means=np.stack([r.draws_theta.reshape(-1, p.target.size).mean(axis=0) for r in used]),
+        robust_z=c.robust_z,
+    )
+    theta = np.asarray(p.target.transform.forward(combined.draws), dtype=np.float64)
+    summary = write_cmc_outputs(run_dir, cfg, p, results, report, combined, theta, record)
+    message = None
+    if report["excluded_ids"] or combined.excluded:
+        message = f"excluded shards: {report['excluded_ids'] + [e[0] for e in combined.excluded]}"
+    record.set(cmc={**record.facts.get("cmc", {}), "used_shards": list(combined.used)})
+    record.finish("ok", EXIT_OK, message)
+    log.info("%s", summary_table(summary))
+    log.info("run directory: %s (exit 0)", run_dir)
+    return Status(EXIT_OK, "ok", message)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    lines = [f"{'parameter':<18}{'mean':>16}{'sd':>14}{'2.5%':>14}{'97.5%':>14}"]
+    for name, s in summary["parameters"].items():
+        lines.append(
+            f"{name:<18}{s['mean']:>16.8g}{s['sd']:>14.4g}{s['q2.5']:>14.6g}{s['q97.5']:>14.6g}"
+        )
+    return "CMC posterior:\n" + "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _plain(obj: Any) -> Any:
+    """A frozen config dataclass as plain JSON-able values (enums by value)."""
+    from dataclasses import asdict, is_dataclass
+    from enum import Enum
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(asdict(obj) if is_dataclass(obj) else obj)
 
 
 def seeds_of(cfg: Config) -> dict[str, int]:
@@ -122,11 +457,14 @@ def write_plots(out_dir: Path, data: XpcsData, result: NLSQResult | None) -> Non
             )
         )
         sigma = np.asarray(result.extra["sigma_used"])
-    labels = [
+    c2_maps(out_dir, data.t, data.c2, model, sigma, slot_labels(data))
+
+
+def slot_labels(data: XpcsData) -> list[str]:
+    return [
         f"slot {a}: φ = {p:g}°, q = {q:g} 1/Å"
         for a, (p, q) in enumerate(zip(data.phi, data.q, strict=True))
     ]
-    c2_maps(out_dir, data.t, data.c2, model, sigma, labels)
 
 
 def warm_start_table(result: NLSQResult, data: XpcsData) -> str:
@@ -149,4 +487,7 @@ def _log_to(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    if log.level == logging.NOTSET:  # the run log holds hpcfit's INFO lines whatever the console
+        log.setLevel(logging.INFO)
+    logging.getLogger("arviz").setLevel(logging.WARNING)  # backend chatter on import
     return handler

@@ -28,11 +28,11 @@ def merge_xla_flags(existing: str, device_count: int | None) -> str:
 def configure(*, device_count: int | None = None, threads: int = 1) -> None:
     """Set the environment for a float64, CPU-thread-limited JAX process.
 
-    Must run before ``jax`` is imported for the device count to take effect; x64 is also switched
-    on afterwards through ``jax.config`` in case JAX was already imported by the caller.
+    The device count takes effect only before the JAX backend starts (the first JAX operation):
+    it goes into ``XLA_FLAGS`` and, when JAX is already imported, into ``jax_num_cpu_devices``,
+    which raises ``RuntimeError`` if the backend has already started instead of silently
+    keeping one device. x64 is switched on through ``jax.config`` as well.
     """
-    if device_count is not None and "jax" in sys.modules:
-        raise RuntimeError("configure(device_count=...) must run before jax is imported")
     os.environ["XLA_FLAGS"] = merge_xla_flags(os.environ.get("XLA_FLAGS", ""), device_count)
     os.environ["JAX_ENABLE_X64"] = "1"
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # GPU ranks are routed explicitly
@@ -40,7 +40,24 @@ def configure(*, device_count: int | None = None, threads: int = 1) -> None:
         os.environ.setdefault(var, str(threads))
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         os.environ.setdefault("NLSQ_DISABLE_PERSISTENT_CACHE", "1")
+    if device_count is not None and "jax" in sys.modules:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", int(device_count))
     ensure_x64()
+
+
+def check_devices(n_chains: int) -> int:
+    """``jax.local_device_count()``; raises RuntimeError when it is below ``n_chains``."""
+    import jax
+
+    n = jax.local_device_count()
+    if n < n_chains:
+        raise RuntimeError(
+            f"JAX sees {n} local devices but cmc.num_chains={n_chains} parallel chains need "
+            f"{n_chains}: the device count was set after the JAX backend started"
+        )
+    return n
 
 
 def ensure_x64() -> None:

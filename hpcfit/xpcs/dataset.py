@@ -27,6 +27,29 @@ class Pooled:
 
 
 @dataclass(frozen=True)
+class SlotGrid:
+    """The time grid and slot geometry of a dataset, without its values (small; sent to ranks).
+
+    start_frame : int  1-based first frame;  n_frames : int  N;  dt : float  frame interval (s)
+    q : Float64[Array, "n_phi"]  1/Å;  phi : Float64[Array, "n_phi"]  deg
+    """
+
+    start_frame: int
+    n_frames: int
+    dt: float
+    q: np.ndarray
+    phi: np.ndarray
+
+    @property
+    def n_phi(self) -> int:
+        return int(np.size(self.q))
+
+    @property
+    def t(self) -> np.ndarray:
+        return production_grid(self.start_frame, self.n_frames, self.dt)
+
+
+@dataclass(frozen=True)
 class XpcsData:
     """Validated two-time correlation data of the selected slots, float64.
 
@@ -63,6 +86,9 @@ class XpcsData:
     def t(self) -> np.ndarray:
         """Production grid t_k = (start_frame + k)·dt (integer first, one float multiply)."""
         return production_grid(self.start_frame, self.n_frames, self.dt)
+
+    def grid(self) -> SlotGrid:
+        return SlotGrid(self.start_frame, self.n_frames, float(self.dt), self.q, self.phi)
 
     def pooled(self) -> Pooled:
         """Strict upper-triangle points of every slot (the diagonal is never fitted)."""

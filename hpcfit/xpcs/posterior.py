@@ -8,9 +8,14 @@ physics parameters in canonical order, then the free contrast_a, then the free o
 ``space.start``; a fixed contrast or offset at its configured value (``ParamInfo.default``), the
 same values the NLSQ problem uses.
 
-Likelihood of one shard (σ_a fixed, cmc spec §3.3; sampling σ_a is not supported here)::
+Likelihood of one shard (cmc spec §3.3)::
 
     ℓ_s(θ) = Σ_{m∈s} [ −½((y_m − g_m(θ))/σ_{a_m})² − log σ_{a_m} − ½ log 2π ]
+
+By default σ_a is fixed (σ̂_a of the warm start, or the known σ_a). With ``sample_sigma`` the
+quantities ``sigma_<a>`` are appended to θ with prior HalfNormal(2·σ̂_a) — a Normal(0, 2σ̂_a)
+truncated to [0, ∞), i.e. the target's TruncatedNormal with lo = 0, hi = ∞, whose log transform
+gives u = log σ_a.
 
 with g from the pooled evaluator ``c2_pooled`` (model §6.2). The −log σ and −½ log 2π terms are
 *kept*: they are constant while σ is fixed, but make ℓ_s the true Normal log-density. The shard
@@ -26,11 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hpcfit.cmc.precondition import Preconditioner, from_warm_start
+from hpcfit.cmc.precondition import Preconditioner, from_cold_start, from_warm_start
 from hpcfit.cmc.target import ShardTarget
 from hpcfit.records import NLSQResult
-from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.model import c2_pooled
+from hpcfit.xpcs.dataset import SlotGrid
+from hpcfit.xpcs.model import c2_pooled, c2_slots
 from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.problem import Problem
 
@@ -52,7 +57,7 @@ class ShardData(NamedTuple):
     sigma_points: jax.Array
 
 
-def _layout_problem(data: XpcsData, space: ParamSpace) -> Problem:
+def _layout_problem(data: SlotGrid, space: ParamSpace) -> Problem:
     """A Problem with the dataset's grid and slots but no points: only its layout is used."""
     empty_i = np.zeros(0, dtype=np.int32)
     return Problem(space, data.t, data.dt, data.q, data.phi, empty_i, empty_i, empty_i, np.zeros(0))
@@ -65,21 +70,25 @@ def _check_sigma(sigma: np.ndarray, n_phi: int) -> np.ndarray:
     return s
 
 
-def shard_target(data: XpcsData, space: ParamSpace, sigma: np.ndarray) -> ShardTarget:
-    """The shard target of ``data`` under ``space`` with fixed per-slot noise ``sigma``.
+def shard_target(
+    data: SlotGrid, space: ParamSpace, sigma: np.ndarray, *, sample_sigma: bool = False
+) -> ShardTarget:
+    """The shard target of a dataset's grid under ``space``.
 
     Parameters
     ----------
-    data : XpcsData  supplies the time grid t, dt, q and φ of the slots (not the values)
+    data : SlotGrid (or XpcsData)  the time grid t, dt, q and φ of the slots (not the values)
     space : ParamSpace  start values, effective bounds, priors and the vary flags
-    sigma : Float64[Array, "n_phi"]  the fixed σ_a (σ̂_a or the known σ_a; §3.3), validated here;
-        the likelihood reads the per-point copy carried by :class:`ShardData`
+    sigma : Float64[Array, "n_phi"]  σ̂_a or the known σ_a (§3.3): the fixed noise, or the
+        scale of the HalfNormal(2σ̂_a) prior when ``sample_sigma``
+    sample_sigma : bool  append ``sigma_<a>`` to θ and sample them
 
     Returns
     -------
-    ShardTarget  names ``Problem.free_names()``; ``loglik(theta, shard: ShardData)`` as above
+    ShardTarget  names ``Problem.free_names()`` (+ ``sigma_<a>``);
+    ``loglik(theta, shard: ShardData)`` as in the module docstring
     """
-    _check_sigma(sigma, data.n_phi)
+    sigma = _check_sigma(sigma, data.n_phi)
     problem = _layout_problem(data, space)
     names = problem.free_names()
     lo, hi = problem.unknown_bounds(fit_mode=True)
@@ -94,6 +103,13 @@ def shard_target(data: XpcsData, space: ParamSpace, sigma: np.ndarray) -> ShardT
             np.full(n_b, space.offset.prior_mean),
         ]
     )
+    n_free = len(names)
+    if sample_sigma:
+        names = (*names, *(f"sigma_{a}" for a in range(n_phi)))
+        lo = np.concatenate([lo, np.zeros(n_phi)])
+        hi = np.concatenate([hi, np.full(n_phi, np.inf)])
+        prior_mean = np.concatenate([prior_mean, np.zeros(n_phi)])
+        prior_sd = np.concatenate([prior_sd, 2.0 * sigma])
 
     start = jnp.asarray(space.start, dtype=jnp.float64)
     free = jnp.asarray(space.free_index)
@@ -109,12 +125,9 @@ def shard_target(data: XpcsData, space: ParamSpace, sigma: np.ndarray) -> ShardT
         c = theta[n_phys : n_phys + n_c] if n_c else c_fixed
         b = theta[n_phys + n_c : n_phys + n_c + n_b] if n_b else b_fixed
         g = c2_pooled(params, t, q, dt, phi, c, b, shard.a, shard.i, shard.j)
-        r = (shard.y - g) / shard.sigma_points
-        return (
-            -0.5 * jnp.sum(r * r)
-            - jnp.sum(jnp.log(shard.sigma_points))
-            - (_HALF_LOG_2PI * shard.y.size)
-        )
+        s = theta[n_free:][shard.a] if sample_sigma else shard.sigma_points
+        r = (shard.y - g) / s
+        return -0.5 * jnp.sum(r * r) - jnp.sum(jnp.log(s)) - (_HALF_LOG_2PI * shard.y.size)
 
     return ShardTarget(names, lo, hi, prior_mean, prior_sd, loglik)
 
@@ -153,22 +166,40 @@ def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardDa
 
 
 def warm_start_preconditioner(
-    result: NLSQResult, target: ShardTarget, n_shards: int, *, whiten_scale: float = 1.0
+    result: NLSQResult,
+    target: ShardTarget,
+    n_shards: int,
+    *,
+    whiten_scale: float = 1.0,
+    sigma: np.ndarray | None = None,
+    slot_counts: np.ndarray | None = None,
 ) -> Preconditioner:
     """û and L for ``target`` from the NLSQ warm start (cmc spec §3.2).
 
     ``result.theta``/``cov`` must be laid out like ``target`` (same names, same order), which
     :func:`shard_target` guarantees for the same ``space``. Unidentified quantities of the
     warm start get the prior fallback width; pinned ones are found by ``from_warm_start``.
+    When the target samples σ_a, ``sigma`` (σ̂_a) and ``slot_counts`` (M_a) give the extra
+    coordinates: û = log σ̂_a and variance σ̂_a²/(2M_a) in θ, i.e. K/(2M_a) in u after scaling.
     """
-    if tuple(result.theta_names) != target.names:
-        raise ValueError(
-            f"warm-start quantities {tuple(result.theta_names)} != target names {target.names}"
-        )
+    names, theta, cov = tuple(result.theta_names), np.asarray(result.theta), result.cov
+    n_sigma = sum(n.startswith("sigma_") for n in target.names)
+    if n_sigma:
+        if sigma is None or slot_counts is None or np.size(sigma) != n_sigma:
+            raise ValueError(f"a target sampling σ needs {n_sigma} σ̂_a and slot counts")
+        s, m = np.asarray(sigma, dtype=np.float64), np.asarray(slot_counts, dtype=np.float64)
+        names = (*names, *(f"sigma_{a}" for a in range(n_sigma)))
+        theta = np.concatenate([theta, s])
+        full = np.zeros((len(names), len(names)))
+        full[: cov.shape[0], : cov.shape[0]] = cov
+        full[cov.shape[0] :, cov.shape[0] :] = np.diag(s * s / (2.0 * m))
+        cov = full
+    if names != target.names:
+        raise ValueError(f"warm-start quantities {names} != target names {target.names}")
     return from_warm_start(
         target.names,
-        np.asarray(result.theta, dtype=np.float64),
-        np.asarray(result.cov, dtype=np.float64),
+        np.asarray(theta, dtype=np.float64),
+        np.asarray(cov, dtype=np.float64),
         target.lo,
         target.hi,
         target.prior_sd,
@@ -176,3 +207,53 @@ def warm_start_preconditioner(
         whiten_scale=whiten_scale,
         unidentified=result.unidentified,
     )
+
+
+def cold_start_preconditioner(
+    target: ShardTarget, space: ParamSpace, sigma: np.ndarray, n_shards: int
+) -> Preconditioner:
+    """û and diagonal L without a warm start (§3.2): physics at the configured start, contrast
+    and offset at their configured start values, σ_a (if sampled) at ``sigma``."""
+    n_phi = np.size(sigma)
+    n_phys = int(np.size(space.free_index))
+    n_c = n_phi if space.vary_contrast else 0
+    n_b = n_phi if space.vary_offset else 0
+    parts = [
+        np.asarray(space.start, dtype=np.float64)[space.free_index],
+        np.full(n_c, space.contrast.default),
+        np.full(n_b, space.offset.default),
+    ]
+    if target.size > n_phys + n_c + n_b:
+        parts.append(np.asarray(sigma, dtype=np.float64))
+    start = np.concatenate(parts)
+    return from_cold_start(target.names, start, target.lo, target.hi, target.prior_sd, n_shards)
+
+
+def mad_sigma(c2: np.ndarray) -> np.ndarray:
+    """Model-free σ̂_a = 1.4826·MAD(c2[a,i,j+1] − c2[a,i,j])/√2 over i < j < N−1 (cmc §3.3).
+
+    Neighbouring lags differ by noise (and a small smooth drift), so the robust spread of
+    their difference is √2·σ.
+    """
+    c2 = np.asarray(c2, dtype=np.float64)
+    n = c2.shape[-1]
+    iu, ju = np.triu_indices(n - 1, k=1)  # i < j ≤ N − 2, so j + 1 ≤ N − 1
+    out = np.empty(c2.shape[0])
+    for a in range(c2.shape[0]):
+        d = c2[a, iu, ju + 1] - c2[a, iu, ju]
+        out[a] = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)
+    return out
+
+
+def predictive_maps(grid: SlotGrid, space: ParamSpace, theta_draws: np.ndarray) -> np.ndarray:
+    """Model c2 maps (D, n_phi, N, N) for D draws of θ (shard-target order; σ columns ignored).
+
+    Used for posterior-predictive checks; evaluates the meshgrid model of every draw.
+    """
+    problem = _layout_problem(grid, space)
+    n_free = len(problem.free_names())
+    maps = []
+    for theta in np.asarray(theta_draws, dtype=np.float64):
+        params, c, b = problem.split_free(theta[:n_free])
+        maps.append(np.asarray(c2_slots(params, grid.t, grid.q, grid.dt, grid.phi, c, b)))
+    return np.stack(maps)

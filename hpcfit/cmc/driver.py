@@ -1,0 +1,341 @@
+"""Shards over ranks: distribute, sample owned shards with checkpoints, gather (cmc spec §7).
+
+Rank 0 builds a :class:`ShardJob` (everything a rank needs, a few kB) and the pooled points;
+:func:`distribute` broadcasts the job and sends each rank the points of its shards with
+buffer-based ``Scatterv``. :func:`sample_owned` runs the owned shards in increasing id under the
+failure policy, reusing matching checkpoints and writing new ones atomically;
+:func:`gather_results` returns every :class:`ShardResult` to rank 0 in shard-id order.
+
+A shard computes the same on any rank: its points, keys (fold_in(seed, s)), settings and
+compiled program depend on the shard id only, so the combined result does not depend on R.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpcfit.cmc.diagnostics import Gates
+from hpcfit.cmc.nuts import NutsSettings, run_attempt
+from hpcfit.cmc.plan import ShardPlan
+from hpcfit.cmc.policy import ShardResult, run_shard
+from hpcfit.cmc.precondition import Preconditioner
+from hpcfit.io import checkpoint
+from hpcfit.parallel.balance import ids_by_rank
+from hpcfit.parallel.comm import Comm
+from hpcfit.xpcs.dataset import Pooled, SlotGrid
+from hpcfit.xpcs.params import ParamSpace
+
+log = logging.getLogger("hpcfit")
+
+
+@dataclass(frozen=True, eq=False)
+class ShardJob:
+    """What every rank needs to run its shards, broadcast once by rank 0.
+
+    ``sigma`` holds σ_a per slot (fixed noise, or the HalfNormal scale with ``sample_sigma``);
+    ``fingerprint_doc`` is the part of every shard's checkpoint fingerprint shared by all shards
+    (cmc spec §7.3); ``checkpoint_dir`` is None when checkpoints are off.
+    """
+
+    grid: SlotGrid
+    space: ParamSpace
+    sigma: np.ndarray
+    sample_sigma: bool
+    precond: Preconditioner
+    settings: NutsSettings
+    gates: Gates
+    n_shards: int
+    seed: int
+    on_failure: str
+    max_retries: int
+    owner_rule: str
+    checkpoint_dir: str | None
+    fingerprint_doc: dict[str, Any] = field(default_factory=dict)
+
+    def owners(self, n_ranks: int) -> list[list[int]]:
+        """Shard ids of each rank, increasing (``cmc.shard_owner``)."""
+        return ids_by_rank(self.n_shards, n_ranks, self.owner_rule)  # type: ignore[arg-type]
+
+
+def fingerprint_doc(job_fields: dict[str, Any], target: Any, version: str) -> dict[str, Any]:
+    """The shared part of the shard fingerprint: version, K, seed, σ_a, fixed values, priors and
+    bounds, û and L, and the sampler, gate and retry settings (not R, owners, paths or the
+    combiner, so changing only those reuses the shards)."""
+    space: ParamSpace = job_fields["space"]
+    return {
+        "hpcfit": version,
+        "n_shards": job_fields["n_shards"],
+        "seed": job_fields["seed"],
+        "sigma": np.asarray(job_fields["sigma"], dtype=np.float64),
+        "sample_sigma": job_fields["sample_sigma"],
+        "fixed": {"vary": np.asarray(space.vary), "value": np.asarray(space.start, np.float64)},
+        "scaling_fixed": [space.contrast.default, space.offset.default],
+        "names": list(target.names),
+        "lo": target.lo,
+        "hi": target.hi,
+        "prior_mean": target.prior_mean,
+        "prior_sd": target.prior_sd,
+        "u_hat": job_fields["precond"].u_hat,
+        "chol": job_fields["precond"].chol,
+        "grid": asdict(job_fields["grid"]),
+        "settings": asdict(job_fields["settings"]),
+        "gates": asdict(job_fields["gates"]),
+        "on_failure": job_fields["on_failure"],
+        "max_retries": job_fields["max_retries"] if job_fields["on_failure"] == "retry" else 0,
+    }
+
+
+@dataclass(frozen=True)
+class ShardPoints:
+    """The points of one shard in canonical (a, i, j) order: int32 a, i, j and float64 y."""
+
+    shard_id: int
+    a: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    y: np.ndarray
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for arr in (self.a, self.i, self.j):
+            h.update(np.ascontiguousarray(arr, dtype="<i4").tobytes())
+        h.update(np.ascontiguousarray(self.y, dtype="<f8").tobytes())
+        return h.hexdigest()
+
+
+def distribute(
+    comm: Comm, job: ShardJob | None, pooled: Pooled | None, plan: ShardPlan | None
+) -> tuple[ShardJob, list[ShardPoints]]:
+    """Broadcast the job and send each rank its shards' points (buffer ``Scatterv``).
+
+    Rank 0 passes ``job``, ``pooled`` and ``plan``; the other ranks pass None. Returns the job
+    and this rank's shards in increasing id.
+    """
+    job = comm.bcast(job)
+    owners = job.owners(comm.size)
+    ints = ys = layout = counts = None
+    if comm.rank == 0:
+        assert pooled is not None and plan is not None
+        per_rank = [[plan.indices(s) for s in ids] for ids in owners]
+        layout = [
+            [(s, int(ix.size)) for s, ix in zip(ids, idx, strict=True)]
+            for ids, idx in zip(owners, per_rank, strict=True)
+        ]
+        order = np.concatenate([ix for idx in per_rank for ix in idx] or [np.zeros(0, int)])
+        ints = np.stack([pooled.a[order], pooled.i[order], pooled.j[order]], axis=1)
+        ints = ints.astype(np.int32)
+        ys = np.asarray(pooled.y, dtype=np.float64)[order]
+        counts = [sum(n for _, n in rows) for rows in layout]
+    mine = comm.scatter(layout)
+    counts = comm.bcast(counts)
+    local_ints = comm.scatterv(ints, counts)
+    local_y = comm.scatterv(ys, counts)
+    shards, start = [], 0
+    for s, n in mine:
+        block = local_ints[start : start + n]
+        shards.append(
+            ShardPoints(
+                s,
+                block[:, 0].copy(),
+                block[:, 1].copy(),
+                block[:, 2].copy(),
+                local_y[start : start + n].copy(),
+            )
+        )
+        start += n
+    return job, shards
+
+
+@dataclass
+class Progress:
+    """One line per finished shard on rank 0: id, rank, wall time, worst R-hat, divergences,
+    and an ETA from the mean shard time so far (finished shards / ranks in flight)."""
+
+    n_shards: int
+    n_ranks: int
+    done: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def report(self, note: dict[str, Any]) -> None:
+        with self.lock:
+            self.done += 1
+            elapsed = time.perf_counter() - self.t0
+            left = self.n_shards - self.done
+            eta = elapsed / self.done * left if self.done else float("nan")
+            log.info(
+                "shard %d done on rank %d (%d/%d): %s, %.1f s, max R-hat %s, %s divergent, "
+                "ETA %.0f s",
+                note["shard_id"],
+                note["rank"],
+                self.done,
+                self.n_shards,
+                note["status"],
+                note["wall_s"],
+                note["max_rhat"],
+                note["n_divergent"],
+                eta,
+            )
+
+
+def progress_note(result: ShardResult, rank: int, reused: bool) -> dict[str, Any]:
+    diag = result.diagnostics or {}
+    rhat = [r for r in diag.get("rhat", []) if r is not None]
+    status = result.status + (" (checkpoint)" if reused else "")
+    return {
+        "shard_id": result.shard_id,
+        "rank": rank,
+        "status": status,
+        "wall_s": result.wall_s,
+        "max_rhat": f"{max(rhat):.4f}" if rhat else "n/a",
+        "n_divergent": diag.get("n_divergent", "n/a"),
+    }
+
+
+class ProgressMonitor:
+    """Rank 0's background thread printing the notes other ranks post as they finish shards."""
+
+    def __init__(self, comm: Comm, progress: Progress, expected: int) -> None:
+        self._comm, self._progress, self._left = comm, progress, expected
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hpcfit-progress", daemon=True)
+
+    def __enter__(self) -> ProgressMonitor:
+        if self._left:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while self._left > 0 and not self._stop.is_set():
+            for note in self._comm.poll():
+                self._progress.report(note)
+                self._left -= 1
+            self._stop.wait(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)  # every note was posted before the gather
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        for note in self._comm.poll():  # anything still queued
+            self._progress.report(note)
+
+
+def sample_owned(
+    comm: Comm,
+    job: ShardJob,
+    shards: Sequence[ShardPoints],
+    *,
+    progress: Progress | None = None,
+    on_abort: Callable[[ShardResult], None] | None = None,
+) -> list[ShardResult]:
+    """Run (or reload) this rank's shards in increasing id; never raises for a shard's failure.
+
+    Each attempt is bracketed by flushed "rank r start/end shard s attempt a" log lines, so a
+    hard death is attributable. Under ``on_shard_failure=abort`` a failed shard is
+    checkpointed and logged, ``on_abort`` runs, and the whole job is aborted with status 3.
+    """
+    from hpcfit import __version__
+    from hpcfit.xpcs.posterior import shard_data, shard_target
+
+    target = shard_target(job.grid, job.space, job.sigma, sample_sigma=job.sample_sigma)
+    ckpt = Path(job.checkpoint_dir) if job.checkpoint_dir else None
+    results = []
+    for points in sorted(shards, key=lambda p: p.shard_id):
+        s = points.shard_id
+        fp = checkpoint.fingerprint(
+            {**job.fingerprint_doc, "hpcfit": __version__, "shard": s, "data": points.sha256()}
+        )
+        result, reused = None, False
+        if ckpt is not None:
+            result, note = checkpoint.load_shard(ckpt, s, fp)
+            if result is not None:
+                reused = True
+                log.info("rank %d: shard %d reused from its checkpoint", comm.rank, s)
+            elif note != "missing":
+                log.warning(
+                    "rank %d: shard %d checkpoint not used (%s); recomputing", comm.rank, s, note
+                )
+        if result is None:
+            data = shard_data(points, None, job.sigma)
+            result = run_shard(
+                target,
+                data,
+                job.precond,
+                n_shards=job.n_shards,
+                seed=job.seed,
+                shard_id=s,
+                settings=job.settings,
+                gates=job.gates,
+                on_failure=job.on_failure,
+                max_retries=job.max_retries,
+                attempt_fn=_logged_attempt(comm.rank),
+            )
+            if ckpt is not None:
+                checkpoint.save_shard(ckpt, result, fp)
+        note = progress_note(result, comm.rank, reused)
+        if progress is not None:
+            progress.report(note)
+        else:
+            comm.post(note, dest=0)
+        results.append(result)
+        if result.status == "failed":
+            log.error(
+                "rank %d, stage sample, shard %d: %s; on_shard_failure=abort stops the job",
+                comm.rank,
+                s,
+                result.reason,
+            )
+            _flush_logs()
+            if on_abort is not None:
+                on_abort(result)
+            comm.abort(3)
+    comm.flush_posts()
+    return results
+
+
+def _logged_attempt(rank: int) -> Callable[..., Any]:
+    def attempt(*args: Any, shard_id: int, attempt: int, **kwargs: Any) -> Any:
+        log.info("rank %d start shard %d attempt %d", rank, shard_id, attempt)
+        _flush_logs()
+        res = run_attempt(*args, shard_id=shard_id, attempt=attempt, **kwargs)
+        log.info(
+            "rank %d end shard %d attempt %d: %s (%.1f s)",
+            rank,
+            shard_id,
+            attempt,
+            res.status,
+            res.wall_s,
+        )
+        _flush_logs()
+        return res
+
+    return attempt
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers + log.handlers:
+        handler.flush()
+
+
+def gather_results(comm: Comm, results: list[ShardResult], n_shards: int) -> list[ShardResult]:
+    """Every rank's results on rank 0, sorted by id; each id 0…K−1 exactly once ([] off rank
+    0). Only rank 0 checks; a missing or duplicate id is an internal error there."""
+    gathered = comm.gather(results)
+    if comm.rank != 0:
+        return []
+    flat = sorted((r for part in gathered or [] for r in part), key=lambda r: r.shard_id)
+    ids = [r.shard_id for r in flat]
+    if ids != list(range(n_shards)):
+        raise RuntimeError(f"gathered shard ids {ids}, expected 0..{n_shards - 1} once each")
+    return flat

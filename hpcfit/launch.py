@@ -1,0 +1,158 @@
+"""Launcher mode (design §1.2): start the ranks of one job and return their exit status.
+
+``hpcfit mpi.ranks=R`` composes and validates the config, writes ``config.yaml`` (resolved,
+for people) and ``overrides.yaml`` (for the ranks, which compose the same config from it) into
+the run directory, then runs
+
+* R = 1: the job in this process (no MPI);
+* otherwise ``mpiexec -n R python -m mpi4py -m hpcfit.rank <run_dir>``, with the ``mpiexec`` next
+  to this interpreter first (the ``mpich`` wheel's), or inside a Slurm allocation
+  ``srun --mpi=pmi2 -n R -c C --cpu-bind=cores python -m mpi4py -m hpcfit.rank <run_dir>``.
+
+SIGINT, SIGTERM and SIGUSR1 are forwarded to the child; the exit status is the child's (128 + n
+if a signal n killed it). No JAX import here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from hpcfit.config import Config, Launcher
+from hpcfit.errors import ConfigError
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+def choose_launcher(launcher: Launcher, env: Mapping[str, str]) -> Launcher:
+    """``auto`` → srun inside a Slurm allocation (``SLURM_JOB_ID`` set, srun on PATH), else
+    mpiexec; an explicit choice is kept."""
+    if launcher is not Launcher.auto:
+        return launcher
+    if env.get("SLURM_JOB_ID") and shutil.which("srun", path=env.get("PATH")):
+        return Launcher.srun
+    return Launcher.mpiexec
+
+
+def mpiexec_path(python: str = sys.executable) -> str:
+    """The ``mpiexec`` beside ``python`` (the venv's mpich wheel), else the one on PATH."""
+    beside = Path(python).parent / "mpiexec"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("mpiexec")
+    if found is None:
+        raise ConfigError(
+            "mpi.launcher: no mpiexec next to the interpreter or on PATH; "
+            "install hpcfit with its mpich dependency or set mpi.launcher=srun"
+        )
+    return found
+
+
+def rank_argv(
+    launcher: Launcher,
+    ranks: int,
+    cores_per_rank: int,
+    run_dir: Path,
+    python: str = sys.executable,
+) -> list[str]:
+    """The command that starts ``ranks`` workers on ``run_dir``."""
+    worker = [python, "-m", "mpi4py", "-m", "hpcfit.rank", str(run_dir)]
+    if launcher is Launcher.srun:
+        return [
+            "srun",
+            "--mpi=pmi2",
+            "-n",
+            str(ranks),
+            "-c",
+            str(cores_per_rank),
+            "--cpu-bind=cores",
+            *worker,
+        ]
+    if launcher is Launcher.mpiexec:
+        return [mpiexec_path(python), "-n", str(ranks), *worker]
+    raise ConfigError(f"mpi.launcher: cannot start {ranks} ranks with launcher {launcher.value}")
+
+
+def write_run_inputs(run_dir: Path, resolved: dict, overrides: list[str]) -> None:
+    """``config.yaml`` (the resolved config) and ``overrides.yaml`` (what the ranks compose)."""
+    from omegaconf import OmegaConf
+
+    from hpcfit.io.atomic import write_atomic
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = OmegaConf.to_yaml(OmegaConf.create(resolved))
+    write_atomic(run_dir / "config.yaml", lambda fh: fh.write(text.encode()))
+    listing = OmegaConf.to_yaml(OmegaConf.create({"overrides": list(overrides)}))
+    write_atomic(run_dir / "overrides.yaml", lambda fh: fh.write(listing.encode()))
+
+
+def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
+    """Run ``argv``, forwarding SIGINT/SIGTERM/SIGUSR1; returns its exit status (128 + n when
+    signal n ended it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    proc = subprocess.Popen(argv, env=None if env is None else dict(env))
+
+    def forward(signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - code if code < 0 else code
+
+
+def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
+    """Start the job's ranks for ``cfg`` in ``run_dir``; returns the exit status."""
+    ranks = cfg.mpi.ranks or 1
+    write_run_inputs(run_dir, resolved, overrides)
+    if ranks == 1:
+        from hpcfit import rank
+        from hpcfit.parallel.comm import SerialComm
+
+        return rank.run(cfg, run_dir, resolved, SerialComm())
+    launcher = choose_launcher(cfg.mpi.launcher, os.environ)
+    cores = cfg.mpi.cores_per_rank or cfg.cmc.num_chains
+    argv = rank_argv(launcher, ranks, cores, run_dir)
+    print(f"hpcfit: starting {ranks} ranks: {' '.join(argv)}", flush=True)
+    env = dict(os.environ)
+    if launcher is Launcher.srun:
+        env["SRUN_CPUS_PER_TASK"] = str(cores)  # Slurm 22.05–23.02 srun does not inherit -c
+    code = spawn(argv, env)
+    if code != 0:
+        for line in unfinished_work(run_dir):
+            print(f"hpcfit: {line}", file=sys.stderr, flush=True)
+        print(
+            f"hpcfit: the ranks exited with status {code}; logs: {run_dir}/rank-*.log",
+            file=sys.stderr,
+            flush=True,
+        )
+    return code
+
+
+def unfinished_work(run_dir: Path) -> list[str]:
+    """For each rank log, the shard attempt that started and never ended (a rank that died)."""
+    found = []
+    for path in sorted(run_dir.glob("rank-*.log")):
+        open_attempts: dict[str, str] = {}
+        for line in path.read_text(errors="replace").splitlines():
+            for marker in (" start shard ", " end shard "):
+                if marker in line:
+                    head, _, tail = line.partition(marker)
+                    rank = head.rsplit("rank ", 1)[-1].strip()
+                    key = f"{rank}:{' '.join(tail.split()[:3]).rstrip(':')}"
+                    if marker == " start shard ":
+                        open_attempts[key] = f"rank {rank} started shard {tail.strip()}"
+                    else:
+                        open_attempts.pop(key, None)
+        found += [f"{text} and did not finish it" for text in open_attempts.values()]
+    return found

@@ -1,0 +1,163 @@
+"""Launcher mode (design §1.2): argv, launcher choice, exit-status and signal propagation, and a
+rank killed mid-shard under the real ``mpiexec`` (cmc spec §9 item 11), then resumed (item 6).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import TINY_CMC, combined_arrays
+
+from hpcfit.config import Launcher
+from hpcfit.launch import choose_launcher, rank_argv, spawn, unfinished_work
+
+
+def test_auto_launcher_uses_srun_only_inside_an_allocation(tmp_path: Path) -> None:
+    fake = tmp_path / "srun"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    inside = {"SLURM_JOB_ID": "7", "PATH": str(tmp_path)}
+    assert choose_launcher(Launcher.auto, inside) is Launcher.srun
+    assert choose_launcher(Launcher.auto, {"PATH": str(tmp_path)}) is Launcher.mpiexec
+    assert choose_launcher(Launcher.auto, {"SLURM_JOB_ID": "7", "PATH": "/nonexistent"}) is (
+        Launcher.mpiexec
+    )
+    assert choose_launcher(Launcher.mpiexec, inside) is Launcher.mpiexec
+
+
+def test_rank_argv(tmp_path: Path) -> None:
+    python = sys.executable
+    worker = [python, "-m", "mpi4py", "-m", "hpcfit.rank", str(tmp_path)]
+    mpiexec = rank_argv(Launcher.mpiexec, 3, 4, tmp_path)
+    assert mpiexec[1:] == ["-n", "3", *worker]
+    assert Path(mpiexec[0]).name == "mpiexec"
+    assert Path(mpiexec[0]).parent == Path(python).parent  # the venv's mpich wheel first
+    srun = rank_argv(Launcher.srun, 2, 4, tmp_path)
+    assert srun == ["srun", "--mpi=pmi2", "-n", "2", "-c", "4", "--cpu-bind=cores", *worker]
+
+
+@pytest.mark.parametrize(("code", "expected"), [(0, 0), (3, 3), (70, 70)])
+def test_spawn_returns_the_exit_status(code: int, expected: int) -> None:
+    assert spawn([sys.executable, "-c", f"raise SystemExit({code})"]) == expected
+
+
+def test_spawn_reports_death_by_signal_as_128_plus_n() -> None:
+    argv = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"]
+    assert spawn(argv) == 128 + signal.SIGTERM
+
+
+def test_spawn_forwards_usr1(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(42))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
+
+    def send_usr1_when_ready() -> None:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    import threading
+
+    threading.Thread(target=send_usr1_when_ready, daemon=True).start()
+    assert spawn([sys.executable, "-c", child]) == 42
+
+
+def test_unfinished_work_names_rank_and_shard(tmp_path: Path) -> None:
+    (tmp_path / "rank-1.log").write_text(
+        "t INFO hpcfit: rank 1 start shard 1 attempt 0\n"
+        "t INFO hpcfit: rank 1 end shard 1 attempt 0: ok (2.0 s)\n"
+        "t INFO hpcfit: rank 1 start shard 3 attempt 0\n"
+    )
+    (tmp_path / "rank-0.log").write_text(
+        "t INFO hpcfit: rank 0 start shard 0 attempt 0\n"
+        "t INFO hpcfit: rank 0 end shard 0 attempt 0: ok\n"
+    )
+    assert unfinished_work(tmp_path) == ["rank 1 started shard 3 attempt 0 and did not finish it"]
+
+
+def hpcfit(run_dir: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "hpcfit", *TINY_CMC, *args, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def rank_pid(run_dir: Path, rank: int) -> int | None:
+    """The pid of the worker of ``run_dir`` whose MPI rank is ``rank``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"hpcfit.rank" in cmd
+            and str(run_dir).encode() in cmd
+            and (f"PMI_RANK={rank}".encode() in env)
+        ):
+            return int(entry.name)
+    return None
+
+
+def wait_for(path: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} did not appear in {path} within {timeout} s")
+
+
+@pytest.mark.timeout(900)
+def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    job = hpcfit(run_dir, "mpi.ranks=2")
+    try:
+        # rank 1 owns shards 1 and 3: kill it in shard 3, after shard 1 is checkpointed
+        wait_for(run_dir / "rank-1.log", "rank 1 start shard 3 attempt 0", timeout=600)
+        pid = rank_pid(run_dir, 1)
+        assert pid is not None, "no worker process with PMI_RANK=1 found"
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        out, _ = job.communicate(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0, out
+    assert elapsed < 60, f"job took {elapsed:.0f} s to end after the kill"
+    assert "rank 1 started shard 3 attempt 0 and did not finish it" in out, out
+    assert (run_dir / "cmc" / "shards" / "shard_00001.json").exists()
+
+    resumed = hpcfit(run_dir, "mpi.ranks=2")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    log1 = (run_dir / "rank-1.log").read_text()
+    assert "shard 1 reused from its checkpoint" in log1
+    # the resumed result equals an uninterrupted single-process run, bitwise
+    reference = tmp_path / "reference"
+    whole = hpcfit(reference, "mpi.ranks=1")
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out
+    for key, value in combined_arrays(reference).items():
+        assert np.array_equal(combined_arrays(run_dir)[key], value), key
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["ranks"] == 2 and record["status"] == "ok"
+    assert len(record["rank_setup"]) == 2
+    assert all(r["local_devices"] >= 2 for r in record["rank_setup"])

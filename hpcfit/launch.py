@@ -1,8 +1,8 @@
 """Launcher mode (design §1.2): start the ranks of one job and return their exit status.
 
-``hpcfit mpi.ranks=R`` composes and validates the config, writes ``config.yaml`` (resolved,
-for people) and ``overrides.yaml`` (for the ranks, which compose the same config from it) into
-the run directory, then runs
+``hpcfit mpi.ranks=R`` composes and validates the config and, for R > 1, writes ``config.yaml``
+(resolved, for people) and ``overrides.yaml`` (for the ranks, which compose the same config from
+it) into the run directory; then it runs
 
 * R = 1: the job in this process (no MPI);
 * otherwise ``mpiexec -n R python -m mpi4py -m hpcfit.rank <run_dir>``, with the ``mpiexec`` next
@@ -114,12 +114,12 @@ def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
 def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
     """Start the job's ranks for ``cfg`` in ``run_dir``; returns the exit status."""
     ranks = cfg.mpi.ranks or 1
-    write_run_inputs(run_dir, resolved, overrides)
     if ranks == 1:
         from hpcfit import rank
         from hpcfit.parallel.comm import SerialComm
 
         return rank.run(cfg, run_dir, resolved, SerialComm())
+    write_run_inputs(run_dir, resolved, overrides)
     launcher = choose_launcher(cfg.mpi.launcher, os.environ)
     cores = cfg.mpi.cores_per_rank or cfg.cmc.num_chains
     argv = rank_argv(launcher, ranks, cores, run_dir)

@@ -96,6 +96,7 @@ def test_every_group_key_is_settable(override: str) -> None:
         (["nlsq.multistart.n=-1"], "nlsq.multistart.n"),
         (["nlsq.sigma=[0.0]"], "nlsq.sigma"),
         (["cmc.n_shards=0"], "cmc.n_shards"),
+        (["nlsq.enabled=false"], "cmc.require_warm_start"),
         (["cmc.n_shards=many"], "cmc.n_shards"),
         (["cmc.num_chains=1"], "cmc.num_chains"),
         (["cmc.target_accept=1.0"], "cmc.target_accept"),

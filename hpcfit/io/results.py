@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from hpcfit.io.atomic import file_mode
+
 JSON_SUFFIX = "_json"
 COMPRESS_ABOVE_BYTES = 1024
 _NUMERIC_KINDS = "biufc"
@@ -47,12 +49,13 @@ def write_atomic_path(path: str | Path, write: Callable[[Path], None]) -> Path:
 
     ``write`` fills a temporary file in the target directory; it is then fsynced and moved over
     ``path`` with ``os.replace``. On any error the temporary file is removed and an existing
-    ``path`` is left untouched. As with :func:`hpcfit.io.atomic.write_atomic`, the file is
-    created by ``tempfile.mkstemp`` (mode 0600).
+    ``path`` is left untouched. As with :func:`hpcfit.io.atomic.write_atomic`, the file gets the
+    mode a plain ``open()`` would give it (0o666 minus the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())
     os.close(fd)
     tmp = Path(name)
     try:

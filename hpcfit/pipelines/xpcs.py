@@ -484,7 +484,7 @@ def warm_start_table(result: NLSQResult, data: XpcsData) -> str:
 
 def _log_to(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a")
+    handler = logging.FileHandler(path, mode="a", delay=True)  # no file until a line is logged
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     if log.level == logging.NOTSET:  # the run log holds hpcfit's INFO lines whatever the console

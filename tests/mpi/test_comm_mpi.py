@@ -65,3 +65,23 @@ def test_world_is_mpi_when_launched_on_several_ranks(comm) -> None:
 
     expected = MPIComm if comm.size > 1 else SerialComm
     assert isinstance(world(), expected)
+
+
+def test_notes_reach_rank_zero_from_every_rank(comm) -> None:
+    import time
+
+    if comm.rank != 0:
+        comm.post({"from": comm.rank, "n": 1})
+        comm.post({"from": comm.rank, "n": 2})
+    comm.post({"from": comm.rank, "n": 0}, dest=comm.rank)  # a note to oneself
+    comm.flush_posts()
+    expected = 1 + (2 * (comm.size - 1) if comm.rank == 0 else 0)
+    notes, deadline = [], time.monotonic() + 30
+    while len(notes) < expected and time.monotonic() < deadline:
+        notes += comm.poll()
+        time.sleep(0.01)
+    assert len(notes) == expected
+    if comm.rank == 0:
+        for r in range(1, comm.size):  # each sender's notes arrive in order
+            assert [n["n"] for n in notes if n["from"] == r] == [1, 2]
+    comm.barrier()

@@ -33,3 +33,13 @@ def test_serial_abort_exits() -> None:
 
 def test_world_outside_mpiexec_is_serial() -> None:
     assert isinstance(world(), SerialComm)
+
+
+def test_serial_notes_come_back_in_order() -> None:
+    comm = SerialComm()
+    assert comm.poll() == []
+    comm.post({"shard_id": 0})
+    comm.post({"shard_id": 1})
+    comm.flush_posts()
+    assert comm.poll() == [{"shard_id": 0}, {"shard_id": 1}]
+    assert comm.poll() == []

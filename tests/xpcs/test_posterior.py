@@ -242,3 +242,23 @@ def test_cmc_k4_matches_full_data_nuts(item3):
         for n, z, e in zip(item3[3].names, mean_z, sd_err, strict=True)
     }
     assert np.all(mean_z <= 0.2) and np.all(sd_err <= 0.2), report
+
+
+def test_sampled_sigma_target_matches_fixed_sigma_at_equal_values(item3):
+    data, space, result, target, sigma = item3
+    sampled = shard_target(data, space, sigma, sample_sigma=True)
+    assert sampled.names == (*target.names, "sigma_0", "sigma_1")
+    assert np.all(sampled.lo[-2:] == 0.0) and np.all(np.isinf(sampled.hi[-2:]))
+    assert np.array_equal(sampled.prior_sd[-2:], 2.0 * sigma)  # HalfNormal(2σ̂)
+    shard = shard_data(data.pooled(), None, sigma)
+    theta = jnp.asarray(result.theta)
+    fixed = float(target.loglik(theta, shard))
+    same = float(sampled.loglik(jnp.concatenate([theta, jnp.asarray(sigma)]), shard))
+    assert same == pytest.approx(fixed, rel=1e-13)
+    wider = float(sampled.loglik(jnp.concatenate([theta, jnp.asarray(2 * sigma)]), shard))
+    assert wider != pytest.approx(fixed, rel=1e-6)
+    counts = np.bincount(data.pooled().a)
+    pc = warm_start_preconditioner(result, sampled, 4, sigma=sigma, slot_counts=counts)
+    assert pc.names == sampled.names
+    assert np.allclose(pc.u_hat[-2:], np.log(sigma))
+    assert np.allclose(np.diag(pc.cov_w)[-2:], 4.0 / (2.0 * counts))  # K/(2 M_a) in u = log σ

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
-RUN_ARGS  ?=
+RUN_ARGS  ?= mpi.ranks=2 cmc.num_chains=2  # sized for a 2-core machine: 2 ranks × 2 chains
 MPI_TIMEOUT ?= 1200
 
 # First interpreter >= 3.12 among: $(PYTHON), python3.13, python3.12, python3, pyenv's versions.

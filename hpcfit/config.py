@@ -234,7 +234,7 @@ class CmcConfig:
     num_chains: int = 4  # chains per shard = virtual XLA CPU devices per rank
     target_accept: float = 0.9
     max_tree_depth: int = 10
-    dense_mass: bool = False
+    dense_mass: bool = True  # full adapted mass matrix (see CHANGELOG: decisions)
     precondition: Precondition = Precondition.whiten
     whiten_scale: float = 1.0
     init_jitter: float = 0.5

@@ -124,8 +124,49 @@ def wait_for(path: Path, text: str, timeout: float) -> None:
     raise AssertionError(f"{text!r} did not appear in {path} within {timeout} s")
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted single-process run of the tiny job."""
+    run_dir = tmp_path_factory.mktemp("launch") / "reference"
+    job = hpcfit(run_dir, "mpi.ranks=1")
+    out, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, out
+    return run_dir
+
+
+def assert_same_draws(run_dir: Path, reference: Path) -> None:
+    for key, value in combined_arrays(reference).items():
+        assert np.array_equal(combined_arrays(run_dir)[key], value), key
+
+
+@pytest.mark.timeout(600)
+def test_rank_mode_under_mpiexec_matches_one_process(tmp_path: Path, reference: Path) -> None:
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    argv = [str(mpiexec), "-n", "2", sys.executable, "-m", "hpcfit", *TINY_CMC]
+    run_dir = tmp_path / "ranks"
+    proc = subprocess.run(
+        [*argv, f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=500
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_same_draws(run_dir, reference)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["ranks"] == 2 and [r["rank"] for r in record["rank_setup"]] == [0, 1]
+    assert sorted(p.name for p in run_dir.glob("rank-*.log")) == ["rank-0.log", "rank-1.log"]
+    assert not (run_dir / ".hydra").exists()
+    wrong = subprocess.run(
+        [*argv, "mpi.ranks=3", f"hydra.run.dir={tmp_path / 'wrong'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+    assert "hpcfit: error: mpi.ranks: expected 2 (the world size), got 3" in wrong.stderr
+
+
 @pytest.mark.timeout(900)
-def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
+    tmp_path: Path, reference: Path
+) -> None:
     run_dir = tmp_path / "killed"
     job = hpcfit(run_dir, "mpi.ranks=2")
     try:
@@ -150,13 +191,7 @@ def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(tmp_path: Path) -
     assert resumed.returncode == 0, out
     log1 = (run_dir / "rank-1.log").read_text()
     assert "shard 1 reused from its checkpoint" in log1
-    # the resumed result equals an uninterrupted single-process run, bitwise
-    reference = tmp_path / "reference"
-    whole = hpcfit(reference, "mpi.ranks=1")
-    out, _ = whole.communicate(timeout=600)
-    assert whole.returncode == 0, out
-    for key, value in combined_arrays(reference).items():
-        assert np.array_equal(combined_arrays(run_dir)[key], value), key
+    assert_same_draws(run_dir, reference)  # as if it had never been interrupted
     record = json.loads((run_dir / "run.json").read_text())
     assert record["ranks"] == 2 and record["status"] == "ok"
     assert len(record["rank_setup"]) == 2

@@ -3,13 +3,14 @@
     python benchmarks/cmc_vs_full.py                    # K = 4; CMC on 1 and on 2 ranks
     python benchmarks/cmc_vs_full.py --cmc-ranks 1      # the R = 1 comparison only
 
-Both runs are the same CLI job (``.venv/bin/hpcfit``, checkpoints off) on the same data, model,
-seed and sampler settings, differing only in ``cmc.n_shards``: a synthetic problem with the
-pipeline tests' tiny model (2 angles, 4 free physics parameters + contrast and offset per angle
-= 8 quantities, open gates) and ``--n-frames`` frames (100: 9900 pooled points), ``--chains``
-chains per shard. The full run is K = 1 on one rank; CMC runs on each rank count of
-``--cmc-ranks`` (R = 2 uses ``mpi.cores_per_rank`` = chains, so on a 2-core host its two ranks
-share the cores: 4 chain threads on 2 CPUs).
+Both runs are the same CLI job (``.venv/bin/hpcfit``, checkpoints off; the sampler settings of
+the configured defaults composed once and passed explicitly) on the same data, model, seed and
+sampler settings, differing only in ``cmc.n_shards`` (checked in the run records): a synthetic
+problem with the pipeline tests' tiny model (2 angles, 4 free physics parameters + contrast and
+offset per angle = 8 quantities, open gates) and ``--n-frames`` frames (100: 9900 pooled
+points), ``--chains`` chains per shard. The full run is K = 1 on one rank; CMC runs on each
+rank count of ``--cmc-ranks`` (R = 2 uses ``mpi.cores_per_rank`` = chains, so on a 2-core
+host its two ranks share the cores: 4 chain threads on 2 CPUs).
 
 Measured per run: wall time (process start to exit), sampling phase (first "start shard" to the
 last "shard … done" line of the rank logs), per-shard wall; bulk ESS, minimum over parameters:
@@ -18,7 +19,9 @@ summed), for K = 1 the single shard's (``diagnostics.json["shards"][0]``). Time 
 sample = time / ESS_min; the CMC time to reach the full run's ESS is CMC time × ESS_full /
 ESS_cmc. Goal: CMC faster per effective sample by ≥ K/2 — reported for every measured CMC run,
 and for a *projection* to K ranks (the sampling phase becomes the slowest shard; the rest of the
-job unchanged), clearly labelled as such. Posterior agreement per parameter:
+job unchanged), clearly labelled as such. The fixed cost per shard (tracing and compiling its
+NUTS program, start points) is estimated from the shard walls, assuming the K shards together
+do the full run's gradient work. Posterior agreement per parameter:
 (mean_cmc − mean_full) / sd_full and sd_cmc / sd_full from the θ draws of ``cmc/combined.npz``,
 with the Monte-Carlo standard error of the first from both runs' bulk ESS.
 
@@ -41,7 +44,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _record  # noqa: E402
-from cmc_scaling import TINY, bitwise_equal, combined, run_cli  # noqa: E402
+from cmc_scaling import (  # noqa: E402
+    TINY,
+    bitwise_equal,
+    combined,
+    pin_sampler,
+    run_cli,
+    run_config,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -126,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     load_start = _record.loadavg()
     hpcfit = str(Path(sys.executable).parent / "hpcfit")
     k = args.n_shards
-    base = [
-        *TINY,
-        f"data.n_frames={args.n_frames}",
-        f"cmc.num_warmup={args.warmup}",
-        f"cmc.num_samples={args.samples}",
-        f"cmc.num_chains={args.chains}",
-        f"cmc.seed={args.seed}",
-    ]
+    base = pin_sampler(
+        [
+            *TINY,
+            f"data.n_frames={args.n_frames}",
+            f"cmc.num_warmup={args.warmup}",
+            f"cmc.num_samples={args.samples}",
+            f"cmc.num_chains={args.chains}",
+            f"cmc.seed={args.seed}",
+        ]
+    )
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="hpcfit-cmc-vs-full-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -150,8 +162,18 @@ def main(argv: list[str] | None = None) -> int:
             runs[name]["ess_bulk"] = ess(d, from_shard=n_shards == 1)
     ok = all(r["exit_code"] == 0 for r in runs.values())
 
+    def strip(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
+        return cfg and {**cfg, "cmc": {k: v for k, v in cfg["cmc"].items() if k != "n_shards"}}
+
+    configs = {n: strip(run_config(work / n)) for n in runs}
     full = runs["full_r1"]
-    results: dict[str, Any] = {"runs": runs, "all_runs_ok": ok}
+    results: dict[str, Any] = {
+        "runs": runs,
+        "all_runs_ok": ok,
+        "configs_identical_except_shards_and_ranks": {
+            n: configs[n] == configs["full_r1"] for n in runs if n != "full_r1"
+        },
+    }
     if ok:
         ess_f = full["ess_bulk"]["min"]
         arrays = {n: combined(work / n) for n in runs}
@@ -172,13 +194,22 @@ def main(argv: list[str] | None = None) -> int:
                     "speedup_per_ess": (tf / ess_f) / (tc / ess_c),
                     "met": (tf / ess_f) / (tc / ess_c) >= target,
                 }
+            cmp["cpu_whole_job"] = {
+                "cmc_cpu_s": r["cpu_s"],
+                "full_cpu_s": full["cpu_s"],
+                "cmc_cpu_s_per_ess": r["cpu_s"] / ess_c,
+                "full_cpu_s_per_ess": full["cpu_s"] / ess_f,
+                "full_over_cmc_per_ess": (full["cpu_s"] / ess_f) / (r["cpu_s"] / ess_c),
+                "note": "CPU seconds of the whole process tree (RUSAGE_CHILDREN): the work done, "
+                "much less sensitive to other load on the host than the wall time",
+            }
             cmp["bitwise_equal_to_cmc_r1"] = (
                 bitwise_equal(arrays[name], arrays["cmc_r1"]) if "cmc_r1" in arrays else None
             )
             comparisons[name] = cmp
         # projection: K ranks, each one shard; sampling phase = slowest shard
         ref = runs.get("cmc_r1") or next(runs[n] for n in runs if n.startswith("cmc_"))
-        slowest = max(s["attempt_wall_s"] for s in ref["shards"])
+        slowest = max(ref["ess_bulk"]["shard_wall_s"])
         proj_total = ref["wall_total_s"] - ref["sampling_phase_s"] + slowest
         ess_c = ref["ess_bulk"]["min"]
         projection = {
@@ -191,11 +222,26 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_per_ess_total": (full["wall_total_s"] / ess_f) / (proj_total / ess_c),
         }
         projection["met_sampling"] = projection["speedup_per_ess_sampling"] >= target
+        # shard wall = fixed cost (tracing, compiling, start points) + work ∝ points: with equal
+        # total work, Σ CMC shard walls − full shard wall = (K − 1) × fixed cost
+        full_shard = full["ess_bulk"]["shard_wall_s"][0]
+        fixed = (sum(ref["ess_bulk"]["shard_wall_s"]) - full_shard) / (k - 1) if k > 1 else None
+        overhead = {
+            "fixed_per_shard_s": fixed,
+            "fixed_per_shard_cpu_s": (ref["cpu_s"] - full["cpu_s"]) / (k - 1) if k > 1 else None,
+            "full_shard_wall_s": full_shard,
+            "cmc_shard_wall_s": ref["ess_bulk"]["shard_wall_s"],
+            "assumption": "every shard pays the same fixed cost (each run_attempt traces and "
+            "compiles its NUTS program anew) and the K shards together do the full run's "
+            "gradient work (equal steps per draw, work ∝ points): an estimate, not a measurement; "
+            "the CPU variant is (CPU of the CMC job − CPU of the full job) / (K − 1)",
+        }
         cmc_ref = arrays.get("cmc_r1") or next(arrays[n] for n in arrays if n.startswith("cmc_"))
         results.update(
             {
                 "comparisons": comparisons,
                 "projection_k_ranks": projection,
+                "per_shard_overhead_estimate": overhead,
                 "agreement": agreement(
                     cmc_ref, arrays["full_r1"], ref["ess_bulk"], full["ess_bulk"]
                 ),
@@ -258,6 +304,20 @@ def main(argv: list[str] | None = None) -> int:
             f"projection to {k} ranks: sampling {p['sampling_phase_s']:.1f} s → per-ESS speedup "
             f"{p['speedup_per_ess_sampling']:.2f}× (total {p['speedup_per_ess_total']:.2f}×)"
         )
+        o = results["per_shard_overhead_estimate"]
+        if o["fixed_per_shard_s"] is not None:
+            print(
+                f"fixed cost per shard (estimate): {o['fixed_per_shard_s']:.1f} s wall, "
+                f"{o['fixed_per_shard_cpu_s']:.1f} CPU-s, of a "
+                f"{np.mean(o['cmc_shard_wall_s']):.1f} s shard (full run's shard "
+                f"{o['full_shard_wall_s']:.1f} s)"
+            )
+        for name, c in results["comparisons"].items():
+            u = c["cpu_whole_job"]
+            print(
+                f"{name}: CPU of the whole job {u['cmc_cpu_s']:.1f} s vs full "
+                f"{u['full_cpu_s']:.1f} s → full/CMC per ESS {u['full_over_cmc_per_ess']:.2f}×"
+            )
         a = results["agreement"]
         print(
             f"agreement: max |Δmean|/sd_full {a['max_abs_z_mean']:.3f}, sd_cmc/sd_full "

@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=2, help="short/long pairs per shard size")
     ap.add_argument("--chains", type=int, default=2, help="chains (= virtual devices), ≥ 2")
     ap.add_argument("--max-tree-depth", type=int, default=10)
+    ap.add_argument("--dense-mass", action="store_true", help="adapt a dense mass matrix")
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0, help="cmc.seed: plan and sampler keys")
     ap.add_argument("--repeats", type=int, default=100, help="minimum direct-timing repeats")
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 num_chains=args.chains,
                 target_accept=args.target_accept,
                 max_tree_depth=args.max_tree_depth,
+                dense_mass=args.dense_mass,
             )
             with _record.CompileMeter() as meter:
                 c0, t0 = time.process_time(), time.perf_counter()
@@ -331,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             "samples_long": args.samples_long,
             "rounds": args.rounds,
             "max_tree_depth": args.max_tree_depth,
+            "dense_mass": args.dense_mass,
             "target_accept": args.target_accept,
             "seed": args.seed,
             "direct_repeats_min": args.repeats,

@@ -44,7 +44,7 @@ class NutsSettings:
 
     def __post_init__(self) -> None:
         for name in ("num_warmup", "num_samples", "num_chains", "max_tree_depth"):
-            v, least = getattr(self, name), 0 if name == "num_warmup" else 1
+            v, least = getattr(self, name), {"num_warmup": 0, "num_chains": 2}.get(name, 1)
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise ValueError(f"cmc.{name} must be an integer >= {least}, got {v!r}")
         if not 0.0 < self.target_accept < 1.0:

@@ -85,7 +85,7 @@ def test_retry_schedule():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_chains": 0}, {"target_accept": 1.0}, {"precondition": "diag"}, {"num_samples": 2.5}],
+    [{"num_chains": 1}, {"target_accept": 1.0}, {"precondition": "diag"}, {"num_samples": 2.5}],
 )
 def test_settings_validation(kwargs):
     with pytest.raises(ValueError):

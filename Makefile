@@ -50,6 +50,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/model_cost.py
 	$(PY) benchmarks/nlsq_warm_start.py
+	$(PY) benchmarks/nuts_gradient_cost.py
+	$(PY) benchmarks/cmc_scaling.py
+	$(PY) benchmarks/cmc_vs_full.py
 	$(PY) benchmarks/report.py --write
 
 clean:

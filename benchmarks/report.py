@@ -25,7 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
-BENCHMARKS = ("model_cost", "nlsq_warm_start")
+BENCHMARKS = (
+    "model_cost",
+    "nlsq_warm_start",
+    "nuts_gradient_cost",
+    "cmc_scaling",
+    "cmc_vs_full",
+)
 DASH = "—"
 
 
@@ -184,9 +190,76 @@ def _nlsq_rows(rec: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _nuts_gradient_rows(rec: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for size in rec["results"]["per_shard_size"]:
+        nuts = _get(size, "nuts", "cpu_us_per_point_per_gradient")
+        direct = _get(size, "direct", "potential_value_and_grad_in_loop", "cpu_us_per_point")
+        rows.append(
+            (
+                f"shard gradient inside NUTS, µs/point ({size['n_points']} points, CPU time)",
+                _num(nuts, ".4f"),
+                f"direct jitted loop {_num(direct, '.4f')}",
+                _ratio(direct, nuts),
+                DASH,
+                DASH,
+            )
+        )
+    return rows
+
+
+def _scaling_rows(rec: dict[str, Any]) -> list[Row]:
+    goals = rec["results"]["goals"]
+    speed, comm = goals["speedup"], goals["comm_fraction"]
+    k = _get(rec, "params", "n_shards") or "K"
+    return [
+        (
+            f"CMC strong scaling 1 → 2 ranks, sampling phase (K = {k}), speedup",
+            _num(speed["measured"], ".2f", "×"),
+            DASH,
+            DASH,
+            f"≥ {speed['target']:g}×",
+            _met(speed.get("met")),
+        ),
+        (
+            "MPI communication, fraction of the 2-rank run's wall time",
+            _num(100 * comm["measured"], ".2f", " %"),
+            DASH,
+            DASH,
+            f"< {100 * comm['target_below']:g} %",
+            _met(comm.get("met")),
+        ),
+    ]
+
+
+def _cmc_vs_full_rows(rec: dict[str, Any]) -> list[Row]:
+    res = rec["results"]
+    rows: list[Row] = []
+    for run, ranks in (("cmc_r1", 1), ("cmc_r2", 2)):
+        phase = _get(res, "comparisons", run, "sampling_phase")
+        if not phase:
+            continue
+        k = _get(rec, "params", "n_shards_cmc") or "K"
+        rows.append(
+            (
+                f"CMC (K = {k}, {ranks} rank{'s' if ranks > 1 else ''}) vs one full NUTS run: "
+                "sampling s per effective draw",
+                _num(phase["cmc_s_per_ess"], ".4f"),
+                f"full run {_num(phase['full_s_per_ess'], '.4f')}",
+                _ratio(phase["full_s_per_ess"], phase["cmc_s_per_ess"]),
+                f"≥ {_get(res, 'goal', 'target_speedup_per_ess') or 'K/2'}×",
+                _met(phase.get("met")),
+            )
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "model_cost": _model_rows,
     "nlsq_warm_start": _nlsq_rows,
+    "nuts_gradient_cost": _nuts_gradient_rows,
+    "cmc_scaling": _scaling_rows,
+    "cmc_vs_full": _cmc_vs_full_rows,
 }
 
 

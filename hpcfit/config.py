@@ -8,7 +8,7 @@ out-of-range values, naming the key. No JAX import here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -510,3 +510,18 @@ def _validate_cmc(cmc: CmcConfig) -> None:
         "a value in [0, 1]",
         g.max_divergence_rate,
     )
+
+
+def as_plain(obj: Any) -> Any:
+    """A frozen config dataclass as plain JSON-able values (enums by value)."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(asdict(obj) if is_dataclass(obj) else obj)

@@ -170,3 +170,13 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def _finite_or_none(v: Any) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """Plain-text table of the posterior summary (mean, sd, 95 % interval) for the log."""
+    lines = [f"{'parameter':<18}{'mean':>16}{'sd':>14}{'2.5%':>14}{'97.5%':>14}"]
+    for name, s in summary["parameters"].items():
+        lines.append(
+            f"{name:<18}{s['mean']:>16.8g}{s['sd']:>14.4g}{s['q2.5']:>14.6g}{s['q97.5']:>14.6g}"
+        )
+    return "CMC posterior:\n" + "\n".join(lines)

@@ -176,7 +176,7 @@ def _write_posterior_nc(run_dir, cfg, theta, names, record):
 
 def _write_plots(run_dir, p, theta, names):
     from hpcfit.io.plots import corner_plot, ppc_maps, trace_plot
-    from hpcfit.pipelines.xpcs import slot_labels
+    from hpcfit.io.warm_start import slot_labels
     from hpcfit.xpcs.params import NAMES
     from hpcfit.xpcs.posterior import predictive_maps
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, SyntheticData
+from hpcfit.config import Config, SyntheticData, as_plain
 from hpcfit.errors import InputError
-from hpcfit.io.atomic import write_json, write_npz
+from hpcfit.io.atomic import write_json
 from hpcfit.io.run_record import RunRecord
+from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
 from hpcfit.parallel.comm import Comm, SerialComm
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.params import NAMES
 
 log = logging.getLogger("hpcfit")
 
@@ -197,8 +197,8 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
         {
             "hpcfit": __version__,
             "data": data.fingerprint(),
-            "model": _plain(cfg.model),
-            "nlsq": _plain(cfg.nlsq),
+            "model": as_plain(cfg.model),
+            "nlsq": as_plain(cfg.nlsq),
         }
     )
     if cfg.cmc.checkpoint.enabled:
@@ -291,7 +291,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
         init_jitter=c.init_jitter,
         precondition=c.precondition.value,
     )
-    gates = Gates(**_plain(c.gates))
+    gates = Gates(**as_plain(c.gates))
     fields = dict(
         grid=grid,
         space=p.space,
@@ -336,6 +336,7 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
     """Failure policy → combination → summary and files. Returns the final status."""
     from hpcfit.cmc.combine import combine
     from hpcfit.cmc.policy import exclusion_report
+    from hpcfit.cmc.summary import summary_table
     from hpcfit.io.report import write_cmc_outputs
     from hpcfit.parallel.keys import combination_key
 
@@ -373,33 +374,7 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
     return Status(EXIT_OK, "ok", message)
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'parameter':<18}{'mean':>16}{'sd':>14}{'2.5%':>14}{'97.5%':>14}"]
-    for name, s in summary["parameters"].items():
-        lines.append(
-            f"{name:<18}{s['mean']:>16.8g}{s['sd']:>14.4g}{s['q2.5']:>14.6g}{s['q97.5']:>14.6g}"
-        )
-    return "CMC posterior:\n" + "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _plain(obj: Any) -> Any:
-    """A frozen config dataclass as plain JSON-able values (enums by value)."""
-    from dataclasses import asdict, is_dataclass
-    from enum import Enum
-
-    def conv(v: Any) -> Any:
-        if isinstance(v, Enum):
-            return v.value
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [conv(x) for x in v]
-        return v
-
-    return conv(asdict(obj) if is_dataclass(obj) else obj)
 
 
 def seeds_of(cfg: Config) -> dict[str, int]:
@@ -407,79 +382,6 @@ def seeds_of(cfg: Config) -> dict[str, int]:
     if isinstance(cfg.data, SyntheticData):
         seeds["data.seed"] = cfg.data.seed
     return seeds
-
-
-def describe_data(data: XpcsData) -> dict[str, Any]:
-    return {
-        "fingerprint": data.fingerprint(),
-        "n_phi": data.n_phi,
-        "n_frames": data.n_frames,
-        "dt": data.dt,
-        "start_frame": data.start_frame,
-        "q": data.q.tolist(),
-        "phi": data.phi.tolist(),
-        "sigma": None if data.sigma is None else data.sigma.tolist(),
-        "provenance": data.provenance,
-    }
-
-
-def write_warm_start(out_dir: Path, result: NLSQResult, data: XpcsData) -> None:
-    doc = result.to_json()
-    truth = data.provenance.get("truth")
-    if truth is not None:
-        doc["truth"] = dict(zip(NAMES, truth, strict=True))
-    doc["param_names"] = list(NAMES)
-    write_json(out_dir / "result.json", doc)
-    write_npz(
-        out_dir / "result.npz",
-        theta=result.theta,
-        cov=result.cov,
-        params=result.params,
-        contrast=result.contrast,
-        offset=result.offset,
-        sigma_hat=result.sigma_hat,
-        residual_rms=result.residual_rms,
-        theta_names=np.array(result.theta_names),
-    )
-
-
-def write_plots(out_dir: Path, data: XpcsData, result: NLSQResult | None) -> None:
-    from hpcfit.io.plots import c2_maps
-
-    model = None
-    sigma = data.sigma if data.sigma is not None else np.ones(data.n_phi)
-    if result is not None:
-        from hpcfit.xpcs.model import c2_slots
-
-        model = np.asarray(
-            c2_slots(
-                result.params, data.t, data.q, data.dt, data.phi, result.contrast, result.offset
-            )
-        )
-        sigma = np.asarray(result.extra["sigma_used"])
-    c2_maps(out_dir, data.t, data.c2, model, sigma, slot_labels(data))
-
-
-def slot_labels(data: XpcsData) -> list[str]:
-    return [
-        f"slot {a}: φ = {p:g}°, q = {q:g} 1/Å"
-        for a, (p, q) in enumerate(zip(data.phi, data.q, strict=True))
-    ]
-
-
-def warm_start_table(result: NLSQResult, data: XpcsData) -> str:
-    """Plain-text table: parameter, estimate ± σ_k, and the truth when the data carries it."""
-    truth = dict(zip(NAMES, data.provenance.get("truth") or [], strict=False))
-    lines = [
-        f"NLSQ warm start: {', '.join(f.name for f in result.flags)}; "
-        f"nfev={result.nfev}, cost={result.cost:.6g}, chi2_red={result.chi2_red}, "
-        f"{result.wall_s:.1f} s",
-        f"{'parameter':<18}{'estimate':>16}{'sigma':>14}{'truth':>14}",
-    ]
-    for name, value, err in zip(result.theta_names, result.theta, result.sigma_k, strict=True):
-        t = truth.get(name)
-        lines.append(f"{name:<18}{value:>16.8g}{err:>14.4g}{'' if t is None else f'{t:.6g}':>14}")
-    return "\n".join(lines)
 
 
 def _log_to(path: Path) -> logging.Handler:

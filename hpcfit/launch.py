@@ -119,6 +119,9 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
         from hpcfit.parallel.comm import SerialComm
 
         return rank.run(cfg, run_dir, resolved, SerialComm())
+    from hpcfit.xpcs.sources import require_file
+
+    require_file(cfg.data)  # a missing file ends the job here, before any rank or file exists
     write_run_inputs(run_dir, resolved, overrides)
     launcher = choose_launcher(cfg.mpi.launcher, os.environ)
     cores = cfg.mpi.cores_per_rank or cfg.cmc.num_chains

@@ -196,3 +196,25 @@ def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
     assert record["ranks"] == 2 and record["status"] == "ok"
     assert len(record["rank_setup"]) == 2
     assert all(r["local_devices"] >= 2 for r in record["rank_setup"])
+
+
+def test_missing_data_file_stops_before_any_rank_starts(tmp_path: Path) -> None:
+    run_dir = tmp_path / "bad"
+    argv = [
+        sys.executable,
+        "-m",
+        "hpcfit",
+        "mpi.ranks=2",
+        "data=file",
+        "data.dt=0.1",
+        f"data.path={tmp_path / 'absent.h5'}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"hpcfit: error: {tmp_path / 'absent.h5'}: data.path: file not found "
+        "(expected an existing .h5/.npz)"
+    ]
+    assert "starting 2 ranks" not in proc.stdout
+    assert not run_dir.exists() or not any(run_dir.iterdir())

@@ -14,12 +14,24 @@ from hpcfit.xpcs.layouts import RawData, read_file
 from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
 
 
+def require_file(cfg: EmbeddedData | FileData | SyntheticData) -> Path | None:
+    """The data file of a ``file`` configuration (None otherwise); DataError if it is missing.
+
+    Cheap: the launcher calls it before starting ranks.
+    """
+    if not isinstance(cfg, FileData):
+        return None
+    path = Path(cfg.path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
+    return path
+
+
 def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
     """Load, select and validate the configured dataset; raises :class:`DataError`."""
+    path = require_file(cfg)
     if isinstance(cfg, FileData):
-        path = Path(cfg.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
+        assert path is not None
         raw = read_file(path, layout=cfg.layout.value, keys=cfg.keys)
         dt, dt_source = (cfg.dt, "data.dt") if cfg.dt is not None else (_file_dt(raw, path), "t")
         data = select(

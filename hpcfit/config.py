@@ -7,7 +7,6 @@ out-of-range values, naming the key. No JAX import here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -48,9 +47,15 @@ class QSelect(Enum):
     all = "all"
 
 
+class Workload(Enum):
+    xpcs = "xpcs"  # XPCS heterodyne fit: NLSQ warm start, CMC over shards (the main job)
+    kuramoto = "kuramoto"  # networked-Kuramoto RK4 ensemble (workloads spec §2)
+    nrpt = "nrpt"  # non-reversible parallel tempering on an Ising model (workloads spec §3)
+
+
 @dataclass(frozen=True)
 class WorkloadConfig:
-    name: str = "xpcs"  # the pipeline to run; this version has the XPCS fit only
+    name: Workload = Workload.xpcs  # chosen with the config group: workload=xpcs|kuramoto|nrpt
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,79 @@ class MpiConfig:
 
     ranks: int | None = None  # None: 1 in launcher mode, the world size in rank mode
     launcher: Launcher = Launcher.auto
-    cores_per_rank: int | None = None  # None: chains per rank (cmc.num_chains)
+    cores_per_rank: int | None = None  # None: cmc.num_chains for xpcs, 1 for kuramoto and nrpt
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Device routing of the Kuramoto and NRPT workloads (workloads spec §1, keys of §4).
+
+    XPCS NUTS never consults it: it always runs on the CPU's virtual devices.
+    """
+
+    spec: str = "auto"  # auto | cpu | gpu | none (strings of hpcfit.device.resolve_device)
+    threshold: float | None = None  # null: HPCFIT_DEVICE_THRESHOLD, else 4096
+    gpus_per_node: Any = "auto"  # "auto" (CUDA_VISIBLE_DEVICES, SLURM_GPUS_ON_NODE) or an int
+    deterministic_gpu: bool = True  # --xla_gpu_deterministic_ops=true on GPU ranks
+    batch_chunk: int | None = None  # null: one batch per rank; else fixed-size vmapped chunks
+    compile_cache: str | None = None  # persistent compilation cache folder for GPU ranks
+
+
+class KuramotoNetwork(Enum):
+    bench = "bench"  # ω ~ N(0, 0.7²) from the fixed benchmark generator (spec §2.7)
+    lorentzian = "lorentzian"  # deterministic Lorentzian quantiles, half-width 0.5 (spec §2.6)
+    gaussian = "gaussian"  # deterministic Gaussian quantiles, σ = 1 (spec §2.6)
+
+
+class KuramotoOmega(Enum):
+    shared = "shared"  # one ω for every member (from the network)
+    per_member = "per_member"  # ω_m drawn from the member's key, after θ0_m
+
+
+class KuramotoRecord(Enum):
+    order_parameter = "order_parameter"  # r(t) and final phases per member
+    trajectory = "trajectory"  # every phase at every step (memory: members × steps × N)
+    final = "final"  # final phases only
+
+
+@dataclass(frozen=True)
+class KuramotoConfig:
+    """Networked-Kuramoto RK4 ensemble (workloads spec §2, keys of §4)."""
+
+    seed: int = 0
+    n_oscillators: int = 256
+    n_members: int = 8
+    dt: float = 0.05
+    n_steps: int = 200
+    record: KuramotoRecord = KuramotoRecord.order_parameter
+    network: KuramotoNetwork = KuramotoNetwork.bench
+    omega: KuramotoOmega = KuramotoOmega.shared
+    coupling: float = 1.8  # K_jk = coupling / N off the diagonal
+    checkpoint_steps: int | None = None  # null: plain scan; else jax.checkpoint blocks of steps
+
+
+class NrptModel(Enum):
+    grid = "grid"  # L×L grid, uniform J and h
+    file = "file"  # JSON {n, edges, J, h} (nrpt.model_file)
+
+
+@dataclass(frozen=True)
+class NrptConfig:
+    """Non-reversible parallel tempering on an Ising model (workloads spec §3, keys of §4)."""
+
+    seed: int = 0
+    model: NrptModel = NrptModel.grid
+    L: int = 4
+    periodic: bool = False
+    J: float = 1.0
+    h: float = 0.0
+    beta: float = 1.0  # target inverse temperature β_t (absorbed into E_1 = β_t·H)
+    model_file: str | None = None
+    n_chains: int = 10
+    n_rounds: int = 10
+    n_expl: int = 1  # heat-bath sweeps per scan
+    schedule: list[float] | None = None  # initial ladder β_0 = 0 < … < β_{N−1} = 1; null: uniform
+    target_acceptance: float = 0.5  # a* of the recommended chain count ⌈Λ/(1 − a*)⌉ + 1
 
 
 @dataclass(frozen=True)
@@ -264,6 +341,17 @@ class Config:
     nlsq: NlsqConfig = field(default_factory=NlsqConfig)
     cmc: CmcConfig = field(default_factory=CmcConfig)
     mpi: MpiConfig = field(default_factory=MpiConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    kuramoto: KuramotoConfig = field(default_factory=KuramotoConfig)
+    nrpt: NrptConfig = field(default_factory=NrptConfig)
+
+
+def cores_per_rank(cfg: Config) -> int:
+    """CPU cores each rank should own: ``mpi.cores_per_rank``, else one per chain for the XPCS
+    fit (its chains run on parallel virtual devices) and 1 for the Kuramoto and NRPT workloads."""
+    if cfg.mpi.cores_per_rank is not None:
+        return cfg.mpi.cores_per_rank
+    return cfg.cmc.num_chains if cfg.workload.name is Workload.xpcs else 1
 
 
 DATA_SCHEMAS: dict[str, type] = {
@@ -313,6 +401,8 @@ def to_config(cfg: DictConfig) -> Config:
     except Exception as exc:  # OmegaConf names the key in its message
         raise ConfigError(describe_omegaconf_error(exc)) from None
     assert isinstance(obj, Config)
+    from hpcfit.validation import validate
+
     validate(obj)
     return obj
 
@@ -332,184 +422,6 @@ def describe_omegaconf_error(exc: BaseException) -> str:
     if "Missing mandatory value" in first and key:
         return f"{key}: missing mandatory value; set {key}=..."
     return f"{key}: {first}" if key else first
-
-
-def _require(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
-
-
-def _positive(key: str, value: float) -> None:
-    _require(math.isfinite(value) and value > 0, key, "a finite value > 0", value)
-
-
-def validate(cfg: Config) -> None:
-    """Range and cross-field checks; raises :class:`ConfigError` naming the first bad key."""
-    _require(cfg.workload.name == "xpcs", "workload.name", "'xpcs'", cfg.workload.name)
-    _validate_mpi(cfg.mpi)
-    _validate_cmc(cfg.cmc)
-    if cfg.cmc.enabled and cfg.cmc.require_warm_start:
-        _require(
-            cfg.nlsq.enabled,
-            "cmc.require_warm_start",
-            "false when nlsq.enabled=false (CMC then starts cold)",
-            True,
-        )
-    _validate_data(cfg.data)
-    _validate_model(cfg.model)
-    _validate_nlsq(cfg.nlsq)
-
-
-def _validate_frames(start: int, end: int | None) -> None:
-    _require(start >= 1, "data.start_frame", "an integer >= 1 (1-based)", start)
-    if end is not None:
-        _require(end > start, "data.end_frame", f"null or > data.start_frame={start}", end)
-
-
-def _validate_data(data: Any) -> None:
-    _validate_frames(data.start_frame, getattr(data, "end_frame", None))
-    if isinstance(data, FileData):
-        if data.dt is not None:
-            _positive("data.dt", data.dt)
-        if data.q is not None:
-            _positive("data.q", data.q)
-        _require(data.q_tolerance >= 0, "data.q_tolerance", "a value >= 0", data.q_tolerance)
-        _positive("data.phi_tolerance", data.phi_tolerance)
-        _require(
-            data.phi is None or data.phi_ranges is None,
-            "data.phi_ranges",
-            "null when data.phi is given (choose one)",
-            data.phi_ranges,
-        )
-        for pair in data.phi_ranges or []:
-            ok = isinstance(pair, list | tuple) and len(pair) == 2
-            ok = ok and all(isinstance(v, int | float) and math.isfinite(v) for v in pair)
-            _require(ok, "data.phi_ranges", "a list of [lo, hi] pairs of angles in degrees", pair)
-    elif isinstance(data, SyntheticData):
-        _require(data.n_frames >= 2, "data.n_frames", "an integer >= 2", data.n_frames)
-        _positive("data.dt", data.dt)
-        _positive("data.q", data.q)
-        _require(len(data.phi) >= 1, "data.phi", "at least one angle", data.phi)
-        _require(data.seed >= 0, "data.seed", "an integer >= 0", data.seed)
-        _require(len(data.truth) == 14, "data.truth", "14 values", data.truth)
-        for key in ("contrast", "offset", "sigma"):
-            values = getattr(data, key)
-            _require(
-                len(values) in (1, len(data.phi)),
-                f"data.{key}",
-                f"1 value or {len(data.phi)} (one per data.phi angle)",
-                values,
-            )
-        for s in data.sigma:
-            _positive("data.sigma", s)
-
-
-def _validate_model(model: ModelConfig) -> None:
-    from hpcfit.xpcs.params import NAMES
-
-    for section in ("start", "bounds", "priors"):
-        for name in getattr(model, section):
-            _require(name in NAMES, f"model.{section}.{name}", f"one of {list(NAMES)}", name)
-    for name in model.fixed:
-        _require(name in NAMES, "model.fixed", f"names from {list(NAMES)}", name)
-    for name, pair in model.bounds.items():
-        _require(len(pair) == 2, f"model.bounds.{name}", "[lo, hi]", pair)
-    for name, pair in model.priors.items():
-        _require(len(pair) == 2, f"model.priors.{name}", "[mean, sd]", pair)
-    for key in ("contrast", "offset"):
-        sp: ScalingParamConfig = getattr(model, key)
-        _require(sp.lo < sp.hi, f"model.{key}.hi", f"> model.{key}.lo={sp.lo}", sp.hi)
-        _require(
-            sp.lo <= sp.start <= sp.hi, f"model.{key}.start", f"in [{sp.lo}, {sp.hi}]", sp.start
-        )
-        _positive(f"model.{key}.prior_sd", sp.prior_sd)
-    model.space()
-
-
-def _validate_nlsq(nlsq: NlsqConfig) -> None:
-    _positive("nlsq.f_scale", nlsq.f_scale)
-    for key in ("ftol", "xtol", "gtol"):
-        value = getattr(nlsq, key)
-        _require(0 < value < 1, f"nlsq.{key}", "a value in (0, 1)", value)
-    _require(nlsq.max_nfev >= 1, "nlsq.max_nfev", "an integer >= 1", nlsq.max_nfev)
-    _require(nlsq.multistart.n >= 0, "nlsq.multistart.n", "an integer >= 0", nlsq.multistart.n)
-    _require(
-        nlsq.multistart.seed >= 0, "nlsq.multistart.seed", "an integer >= 0", nlsq.multistart.seed
-    )
-    _require(
-        nlsq.jac_chunk_bytes >= 2**20, "nlsq.jac_chunk_bytes", ">= 1 MiB", nlsq.jac_chunk_bytes
-    )
-    for s in nlsq.sigma or []:
-        _positive("nlsq.sigma", s)
-
-
-def _validate_mpi(mpi: MpiConfig) -> None:
-    if mpi.ranks is not None:
-        _require(mpi.ranks >= 1, "mpi.ranks", "null or an integer >= 1", mpi.ranks)
-        if mpi.launcher is Launcher.none:
-            _require(mpi.ranks == 1, "mpi.ranks", "1 (or null) with mpi.launcher=none", mpi.ranks)
-    if mpi.cores_per_rank is not None:
-        _require(
-            mpi.cores_per_rank >= 1,
-            "mpi.cores_per_rank",
-            "null or an integer >= 1",
-            mpi.cores_per_rank,
-        )
-
-
-def _validate_cmc(cmc: CmcConfig) -> None:
-    _require(cmc.seed >= 0, "cmc.seed", "an integer >= 0", cmc.seed)
-    k = cmc.n_shards
-    ok = k == "auto" or (isinstance(k, int) and not isinstance(k, bool) and k >= 1)
-    _require(ok, "cmc.n_shards", "'auto' or an integer >= 1", k)
-    for key in ("max_points_per_shard", "min_points_per_shard", "min_shards_per_rank"):
-        _require(getattr(cmc, key) >= 1, f"cmc.{key}", "an integer >= 1", getattr(cmc, key))
-    _require(
-        cmc.min_points_per_shard <= cmc.max_points_per_shard,
-        "cmc.min_points_per_shard",
-        f"<= cmc.max_points_per_shard={cmc.max_points_per_shard}",
-        cmc.min_points_per_shard,
-    )
-    _require(cmc.num_warmup >= 0, "cmc.num_warmup", "an integer >= 0", cmc.num_warmup)
-    _require(cmc.num_samples >= 4, "cmc.num_samples", "an integer >= 4", cmc.num_samples)
-    _require(
-        cmc.num_chains >= 2,
-        "cmc.num_chains",
-        "an integer >= 2 (CMC needs 2 chains)",
-        cmc.num_chains,
-    )
-    _require(0 < cmc.target_accept < 1, "cmc.target_accept", "a value in (0, 1)", cmc.target_accept)
-    _require(
-        1 <= cmc.max_tree_depth <= 15,
-        "cmc.max_tree_depth",
-        "an integer in [1, 15]",
-        cmc.max_tree_depth,
-    )
-    _positive("cmc.whiten_scale", cmc.whiten_scale)
-    _require(
-        math.isfinite(cmc.init_jitter) and cmc.init_jitter >= 0,
-        "cmc.init_jitter",
-        "a finite value >= 0",
-        cmc.init_jitter,
-    )
-    _positive("cmc.robust_z", cmc.robust_z)
-    _require(cmc.max_retries >= 0, "cmc.max_retries", "an integer >= 0", cmc.max_retries)
-    _require(
-        0 <= cmc.max_excluded_fraction < 1,
-        "cmc.max_excluded_fraction",
-        "a value in [0, 1)",
-        cmc.max_excluded_fraction,
-    )
-    g = cmc.gates
-    _require(g.max_rhat >= 1, "cmc.gates.max_rhat", "a value >= 1", g.max_rhat)
-    for key in ("min_ess_bulk_per_chain", "min_ess_tail_per_chain", "min_bfmi"):
-        _require(getattr(g, key) >= 0, f"cmc.gates.{key}", "a value >= 0", getattr(g, key))
-    _require(
-        0 <= g.max_divergence_rate <= 1,
-        "cmc.gates.max_divergence_rate",
-        "a value in [0, 1]",
-        g.max_divergence_rate,
-    )
 
 
 def as_plain(obj: Any) -> Any:

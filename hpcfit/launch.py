@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hpcfit.config import Config, Launcher
+from hpcfit.config import Config, Launcher, NrptModel, Workload, cores_per_rank
 from hpcfit.errors import ConfigError
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -119,12 +119,10 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
         from hpcfit.parallel.comm import SerialComm
 
         return rank.run(cfg, run_dir, resolved, SerialComm())
-    from hpcfit.xpcs.sources import require_file
-
-    require_file(cfg.data)  # a missing file ends the job here, before any rank or file exists
+    require_inputs(cfg)  # a missing or bad input file ends the job here, before any rank starts
     write_run_inputs(run_dir, resolved, overrides)
     launcher = choose_launcher(cfg.mpi.launcher, os.environ)
-    cores = cfg.mpi.cores_per_rank or cfg.cmc.num_chains
+    cores = cores_per_rank(cfg)
     argv = rank_argv(launcher, ranks, cores, run_dir)
     print(f"hpcfit: starting {ranks} ranks: {' '.join(argv)}", flush=True)
     env = dict(os.environ)
@@ -140,6 +138,18 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
             flush=True,
         )
     return code
+
+
+def require_inputs(cfg: Config) -> None:
+    """Check the workload's input file (XPCS data, NRPT model JSON); raises InputError."""
+    if cfg.workload.name is Workload.xpcs:
+        from hpcfit.xpcs.sources import require_file
+
+        require_file(cfg.data)
+    elif cfg.workload.name is Workload.nrpt and cfg.nrpt.model is NrptModel.file:
+        from hpcfit.pipelines.nrpt import build_model
+
+        build_model(cfg.nrpt)
 
 
 def unfinished_work(run_dir: Path) -> list[str]:

@@ -5,9 +5,11 @@ config from ``<run_dir>/overrides.yaml`` (checking it against ``config.yaml``) a
 it; every rank then pins itself, sets its XLA device count and runs the pipeline. Ranks started
 by others (``mpiexec -n R hpcfit``, ``srun hpcfit``) reach :func:`run` through the Hydra app.
 
-Setup order (design §1.2): (1) CPU pinning from the node-local ranks' allowed CPU sets, with
-C = ``mpi.cores_per_rank`` (default: chains per rank); (2) the XLA host device count = chains
-per rank; (3) x64, then a check of ``jax.local_device_count()``. Affinity goes to ``run.json``.
+Setup order (design §1.2, workloads spec §1.5): (0) the rank's role, GPU or CPU, from its
+node-local rank and ``device.gpus_per_node``; (1) CPU pinning from the node-local ranks' allowed
+CPU sets, with C = ``mpi.cores_per_rank`` (default: chains per rank for XPCS, 1 otherwise);
+(2) the XLA host device count = chains per rank (XPCS); (3) x64, then a check of
+``jax.local_device_count()``. Roles and affinity go to ``run.json``.
 """
 
 from __future__ import annotations
@@ -19,43 +21,111 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hpcfit.config import Config
+from hpcfit.config import Config, Workload, cores_per_rank
+from hpcfit.errors import ConfigError
 from hpcfit.parallel.comm import Comm
 
 log = logging.getLogger("hpcfit")
 
 
 def setup(comm: Comm, cfg: Config) -> dict[str, Any]:
-    """Pin, set the device count and check it; returns every rank's facts (on rank 0)."""
+    """Rank role, pinning and device count, before JAX starts; every rank's facts (on rank 0)."""
     from hpcfit.runtime import pin
     from hpcfit.runtime.process import check_devices, configure
 
-    cores = cfg.mpi.cores_per_rank or cfg.cmc.num_chains
     node = comm.split_shared()
+    role = assign_role(node, cfg)
     sets = node.bcast(node.gather(sorted(pin.allowed_cpus())))
-    decision = pin.plan([frozenset(s) for s in sets], node.rank, cores)
+    decision = pin.plan([frozenset(s) for s in sets], node.rank, cores_per_rank(cfg))
     affinity = pin.apply(decision)
     if decision.warning and node.rank == 0:
         log.warning("CPU pinning: %s", decision.warning)
-    configure(device_count=cfg.cmc.num_chains)
-    devices = check_devices(cfg.cmc.num_chains)
+    chains = cfg.cmc.num_chains if cfg.workload.name is Workload.xpcs else None
+    configure(device_count=chains)
     facts = {
         "rank": comm.rank,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "affinity": list(affinity),
         "pinning": decision.reason,
-        "local_devices": devices,
+        "role": role.role,
+        "cuda_visible_devices": role.get("CUDA_VISIBLE_DEVICES"),
+        "local_devices": check_devices(chains) if chains else None,
     }
     return {"rank_setup": comm.gather(facts)}
 
 
-def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm) -> int:
-    """Set up this rank and run the configured workload; returns the exit code."""
-    from hpcfit.pipelines import xpcs
+def assign_role(node: Comm, cfg: Config) -> Any:
+    """This rank's GPU or CPU role (workloads spec §1.5), applied to ``os.environ``.
 
+    The XPCS fit never uses a GPU (its NUTS chains run on CPU virtual devices), so every rank
+    of an XPCS job is a CPU rank. For the routed workloads, node-local ranks below
+    ``device.gpus_per_node`` get one GPU each. Where JAX is already imported (tests), a CPU
+    role leaves the environment alone and a GPU role is a configuration error.
+    """
+    from hpcfit import device
+
+    xpcs = cfg.workload.name is Workload.xpcs
+    visible = node.bcast(node.gather(os.environ.get("CUDA_VISIBLE_DEVICES")))
+    options = {
+        "device_count": cfg.cmc.num_chains if xpcs else None,
+        "deterministic_gpu": cfg.device.deterministic_gpu,
+        "compile_cache": cfg.device.compile_cache,
+        "node_visible": visible,
+    }
+    gpus = 0 if xpcs else cfg.device.gpus_per_node
+    if "jax" not in sys.modules:
+        role = device.assign_rank_devices(node.rank, gpus, os.environ, **options)
+        os.environ.update(role)
+        return role
+    role = device.plan_rank_role(node.rank, gpus, os.environ, **options)
+    if role.role == "gpu":
+        raise ConfigError(
+            "device.gpus_per_node: a GPU rank must set its devices before JAX starts, but JAX "
+            "is already imported in this process; start the job with hpcfit or mpiexec"
+        )
+    return role
+
+
+def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm) -> int:
+    """Set up this rank and run the configured workload; returns the exit code.
+
+    The routed workloads (Kuramoto, NRPT) run on the GPU ranks' sub-communicator when some
+    ranks have the GPU role (workloads spec §1.5); the CPU ranks then wait and leave with the
+    job's exit code. Otherwise every rank works.
+    """
     facts = setup(comm, cfg)
-    return xpcs.run(cfg, run_dir, resolved, comm, facts=facts if comm.rank == 0 else None)
+    roles = comm.bcast([f["role"] for f in facts["rank_setup"]] if comm.rank == 0 else None)
+    gpu_ranks = [r for r, role in enumerate(roles) if role == "gpu"]
+    if cfg.workload.name is Workload.xpcs or not gpu_ranks or len(gpu_ranks) == comm.size:
+        return _run_workload(cfg, run_dir, resolved, comm, facts if comm.rank == 0 else None)
+    leader = gpu_ranks[0]
+    facts = comm.bcast(facts if comm.rank == 0 else None)
+    on_gpu = comm.rank in gpu_ranks
+    work = comm.split(0 if on_gpu else 1)
+    code = None
+    if on_gpu:
+        if comm.rank == leader:
+            log.info("%s runs on the GPU ranks %s", cfg.workload.name.value, gpu_ranks)
+        code = _run_workload(cfg, run_dir, resolved, work, facts if comm.rank == leader else None)
+    return comm.bcast(code, root=leader)
+
+
+def _run_workload(
+    cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm, facts: Any
+) -> int:
+    name = cfg.workload.name
+    if name is Workload.xpcs:
+        from hpcfit.pipelines import xpcs
+
+        return xpcs.run(cfg, run_dir, resolved, comm, facts=facts)
+    if name is Workload.kuramoto:
+        from hpcfit.pipelines import kuramoto
+
+        return kuramoto.run(cfg, run_dir, resolved, comm, facts=facts)
+    from hpcfit.pipelines import nrpt
+
+    return nrpt.run(cfg, run_dir, resolved, comm, facts=facts)
 
 
 def load_run_inputs(run_dir: Path) -> tuple[Config, dict[str, Any]]:

@@ -50,8 +50,20 @@ class Comm(Protocol):
         """Concatenate every rank's rows along axis 0 on root (None elsewhere)."""
         ...
 
+    def allgather_rows(self, local: np.ndarray, counts: Sequence[int] | None = None) -> np.ndarray:
+        """Every rank's rows concatenated along axis 0 in rank order, on every rank.
+
+        Row shape and dtype must agree across ranks; a rank may contribute zero rows. ``counts``
+        (rows per rank, known to every rank) saves the exchange of the row counts."""
+        ...
+
     def split_shared(self) -> Comm:
         """The node-local sub-communicator (ranks sharing memory)."""
+        ...
+
+    def split(self, color: int) -> Comm:
+        """The sub-communicator of the ranks that pass the same ``color`` (collective; ranks
+        keep their relative order)."""
         ...
 
     def abort(self, code: int = 1) -> None: ...
@@ -110,7 +122,14 @@ class SerialComm:
     def gatherv(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
         return np.ascontiguousarray(local).copy()
 
+    def allgather_rows(self, local: np.ndarray, counts: Sequence[int] | None = None) -> np.ndarray:
+        assert counts is None or (len(counts) == 1 and counts[0] == len(local))
+        return np.ascontiguousarray(local).copy()
+
     def split_shared(self) -> SerialComm:
+        return self
+
+    def split(self, color: int) -> SerialComm:
         return self
 
     def abort(self, code: int = 1) -> None:
@@ -217,9 +236,29 @@ class MPIComm:
         self._comm.Gatherv(local, recv, root=root)
         return out
 
+    def allgather_rows(self, local: np.ndarray, counts: Sequence[int] | None = None) -> np.ndarray:
+        """``Allgatherv`` of the rows of ``local`` into one buffer on every rank (no root, no
+        pickling of the data); the row counts are exchanged first unless ``counts`` is given."""
+        local = np.ascontiguousarray(local)
+        if counts is None:
+            counts = self._comm.allgather(int(local.shape[0]))
+        rows = np.asarray(counts, dtype=np.int64)
+        assert rows.shape == (self.size,) and rows[self.rank] == local.shape[0]
+        row = int(np.prod(local.shape[1:], dtype=np.int64))
+        sizes = rows * row
+        displs = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        out = np.empty((int(rows.sum()), *local.shape[1:]), dtype=local.dtype)
+        mpi_type = self._mpi._typedict[local.dtype.char]  # noqa: SLF001
+        self._comm.Allgatherv([local, mpi_type], [out, sizes, displs, mpi_type])
+        return out
+
     def split_shared(self) -> MPIComm:
         node = self._comm.Split_type(self._mpi.COMM_TYPE_SHARED, key=self.rank)
         return MPIComm(node)
+
+    def split(self, color: int) -> MPIComm:
+        self._arrive()
+        return MPIComm(self._comm.Split(int(color), key=self.rank))
 
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,27 +22,22 @@ import numpy as np
 
 from hpcfit import __version__
 from hpcfit.config import Config, SyntheticData, as_plain
-from hpcfit.errors import InputError
 from hpcfit.io.atomic import write_json
 from hpcfit.io.run_record import RunRecord
 from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
 from hpcfit.parallel.comm import Comm, SerialComm
+from hpcfit.pipelines.status import (
+    EXIT_OK,
+    EXIT_SHARDS,
+    EXIT_WARM_START,
+    Status,
+    guarded,
+    log_to,
+)
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
 
 log = logging.getLogger("hpcfit")
-
-EXIT_OK, EXIT_INPUT, EXIT_SHARDS, EXIT_WARM_START, EXIT_INTERNAL = 0, 2, 3, 4, 70
-
-
-@dataclass(frozen=True)
-class Status:
-    """A decision rank 0 broadcasts: continue (``final`` False) or end every rank with ``code``."""
-
-    code: int
-    state: str
-    message: str | None = None
-    final: bool = True
 
 
 @dataclass
@@ -75,13 +67,13 @@ def run(
     comm = comm or SerialComm()
     root = comm.rank == 0
     record = RunRecord(run_dir, resolved, seeds=seeds_of(cfg)) if root else None
-    handler = _log_to(run_dir / f"rank-{comm.rank}.log")
+    handler = log_to(run_dir / f"rank-{comm.rank}.log")
     try:
         prepared, status = None, None
         if root:
             assert record is not None
             record.set(ranks=comm.size, **(facts or {}))
-            prepared, status = _guarded(record, lambda: prepare(cfg, run_dir, record, comm.size))
+            prepared, status = guarded(record, lambda: prepare(cfg, run_dir, record, comm.size))
         status = comm.bcast(status)
         if status.final:
             return status.code
@@ -114,42 +106,18 @@ def run(
             results = sample_owned(comm, job, shards, progress=progress, on_abort=on_abort)
             status = None
             if root:
-                gathered, status = _guarded(
+                gathered, status = guarded(
                     record, lambda: gather_results(comm, results, job.n_shards)
                 )
             else:
                 gather_results(comm, results, job.n_shards)
         if root and status.code == EXIT_OK:
-            _, status = _guarded(record, lambda: finish(cfg, run_dir, record, prepared, gathered))
+            _, status = guarded(record, lambda: finish(cfg, run_dir, record, prepared, gathered))
         status = comm.bcast(status)
         return status.code
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
-
-
-def _guarded(record: RunRecord, stage: Callable[[], Any]) -> tuple[Any, Status]:
-    """Run a rank-0 stage; an error becomes a final status (and run.json), never an exception."""
-    try:
-        out = stage()
-    except InputError as exc:
-        message = " ".join(str(exc).split())
-        sys.stderr.write(f"hpcfit: error: {message}\n")
-        sys.stderr.flush()
-        record.finish("failed", EXIT_INPUT, message)
-        return None, Status(EXIT_INPUT, "failed", message)
-    except Exception as exc:  # internal error: keep the record and the traceback
-        traceback.print_exc()
-        sys.stderr.flush()
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("rank 0: internal error: %s", message)
-        record.finish("error", EXIT_INTERNAL, message)
-        return None, Status(EXIT_INTERNAL, "error", message)
-    if isinstance(out, Status):
-        return None, out
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Status):
-        return out
-    return out, Status(EXIT_OK, "ok", final=False)
 
 
 # --------------------------------------------------------------------------- rank 0: prepare
@@ -382,14 +350,3 @@ def seeds_of(cfg: Config) -> dict[str, int]:
     if isinstance(cfg.data, SyntheticData):
         seeds["data.seed"] = cfg.data.seed
     return seeds
-
-
-def _log_to(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", delay=True)  # no file until a line is logged
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    if log.level == logging.NOTSET:  # the run log holds hpcfit's INFO lines whatever the console
-        log.setLevel(logging.INFO)
-    logging.getLogger("arviz").setLevel(logging.WARNING)  # backend chatter on import
-    return handler

@@ -31,7 +31,8 @@ def configure(*, device_count: int | None = None, threads: int = 1) -> None:
     The device count takes effect only before the JAX backend starts (the first JAX operation):
     it goes into ``XLA_FLAGS`` and, when JAX is already imported, into ``jax_num_cpu_devices``,
     which raises ``RuntimeError`` if the backend has already started instead of silently
-    keeping one device. x64 is switched on through ``jax.config`` as well.
+    keeping one device, and x64 is switched on through ``jax.config`` as well. JAX is never
+    imported here: rank roles (GPU or CPU, :mod:`hpcfit.device`) must be set before it is.
     """
     os.environ["XLA_FLAGS"] = merge_xla_flags(os.environ.get("XLA_FLAGS", ""), device_count)
     os.environ["JAX_ENABLE_X64"] = "1"
@@ -40,11 +41,12 @@ def configure(*, device_count: int | None = None, threads: int = 1) -> None:
         os.environ.setdefault(var, str(threads))
     if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         os.environ.setdefault("NLSQ_DISABLE_PERSISTENT_CACHE", "1")
-    if device_count is not None and "jax" in sys.modules:
+    if "jax" in sys.modules:  # otherwise JAX reads the variables above when it is imported
         import jax
 
-        jax.config.update("jax_num_cpu_devices", int(device_count))
-    ensure_x64()
+        if device_count is not None:
+            jax.config.update("jax_num_cpu_devices", int(device_count))
+        ensure_x64()
 
 
 def check_devices(n_chains: int) -> int:

@@ -85,3 +85,16 @@ def test_notes_reach_rank_zero_from_every_rank(comm) -> None:
         for r in range(1, comm.size):  # each sender's notes arrive in order
             assert [n["n"] for n in notes if n["from"] == r] == [1, 2]
     comm.barrier()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int8])
+def test_allgather_rows_in_rank_order_with_an_empty_rank(comm, dtype) -> None:
+    counts = [(r + 1) % 3 for r in range(comm.size)]  # rank 2 (when present) sends no rows
+    start = sum(counts[: comm.rank])
+    local = np.arange(start, start + counts[comm.rank], dtype=np.int64)[:, None] * 10 + [0, 1]
+    local = local.astype(dtype)
+    expected = (np.arange(sum(counts))[:, None] * 10 + [0, 1]).astype(dtype)
+    for given in (None, counts):
+        out = comm.allgather_rows(local, given)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, expected)

@@ -1,0 +1,263 @@
+"""The Kuramoto ensemble job over MPI ranks (workloads spec §2.3, §1.3, §4).
+
+Members m = 0…B−1 are global ids split into contiguous blocks by
+:func:`~hpcfit.parallel.balance.load_balance` (loads differ by ≤ 1, a rank may own none). Member m
+draws its initial phases (then, with ``kuramoto.omega=per_member``, its frequencies) from
+``k_m = fold_in(PRNGKey(kuramoto.seed), m)``; the shared network is built identically on every
+rank. Each rank resolves its device **once** with the score ⌈B/P⌉·N, runs its block as vmapped
+chunks on it (``device.batch_chunk``; the last chunk is padded so every chunk has one shape),
+checkpoints each finished chunk, and the results are gathered to rank 0 in rank order, which is
+member order. The output is therefore bitwise identical for any rank count on one device kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpcfit import __version__
+from hpcfit.config import Config, KuramotoConfig, KuramotoOmega, KuramotoRecord, as_plain
+from hpcfit.errors import ConfigError, InputError
+from hpcfit.io.run_record import RunRecord
+from hpcfit.parallel.balance import load_balance
+from hpcfit.parallel.comm import Comm, SerialComm
+from hpcfit.pipelines.status import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, Status, log_to
+
+log = logging.getLogger("hpcfit")
+
+
+@dataclass
+class Block:
+    """One rank's members [start, stop) and what it computed for them."""
+
+    start: int
+    stop: int
+    theta0: np.ndarray  # (b, N) rad
+    omega: np.ndarray  # (b, N) rad/time with per-member ω, else (0, N)
+    final: np.ndarray  # (b, N) rad, unwrapped
+    order_parameter: np.ndarray  # (b, n_steps + 1), or (b, 0) when not recorded
+    trajectory: np.ndarray | None  # (b, n_steps + 1, N) with record=trajectory
+    device: str
+    wall_s: float
+
+
+def network(k: KuramotoConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The shared (ω (N,), K (N, N)) of ``kuramoto.network``; K = coupling/N off the diagonal."""
+    from hpcfit.kuramoto import network as nets
+
+    n = k.n_oscillators
+    coupling = nets.all_to_all(n, k.coupling)
+    if k.network.value == "bench":
+        omega = nets.bench_network(n)[0]
+    elif k.network.value == "lorentzian":
+        omega = nets.lorentzian_frequencies(n, 0.5)
+    else:
+        omega = nets.gaussian_frequencies(n, 1.0)
+    return np.asarray(omega, dtype=np.float64), np.asarray(coupling, dtype=np.float64)
+
+
+def member_draws(k: KuramotoConfig, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """θ0_m ~ U(0, 2π)^N and, with per-member ω, ω_m, for members [start, stop).
+
+    ``k_m = fold_in(PRNGKey(seed), m)`` is split into (k_θ, k_ω): θ0 comes first, then ω, drawn
+    with the network's frequency law (bench: N(0, 0.7²); lorentzian: Cauchy(0, 0.5);
+    gaussian: N(0, 1)).
+    """
+    from hpcfit.runtime.process import ensure_x64
+
+    ensure_x64()
+    import jax
+
+    n = k.n_oscillators
+    root = jax.random.PRNGKey(k.seed)
+    thetas, omegas = [], []
+    for m in range(start, stop):
+        k_theta, k_omega = jax.random.split(jax.random.fold_in(root, m))
+        thetas.append(np.asarray(jax.random.uniform(k_theta, (n,), minval=0.0, maxval=2 * np.pi)))
+        if k.omega is KuramotoOmega.per_member:
+            if k.network.value == "lorentzian":
+                omegas.append(0.5 * np.asarray(jax.random.cauchy(k_omega, (n,))))
+            else:
+                scale = 0.7 if k.network.value == "bench" else 1.0
+                omegas.append(scale * np.asarray(jax.random.normal(k_omega, (n,))))
+    theta0 = np.stack(thetas) if thetas else np.zeros((0, n))
+    omega = np.stack(omegas) if omegas else np.zeros((0, n))
+    return theta0.astype(np.float64), omega.astype(np.float64)
+
+
+def resolve_rank_device(cfg: Config, n_ranks: int) -> Any:
+    """The one device this rank's whole block runs on (score ⌈B/P⌉·N); None: routing off."""
+    from hpcfit import device
+
+    spec = cfg.device.spec.strip().lower()
+    if spec == "none":
+        return None
+    k = cfg.kuramoto
+    score = device.kuramoto_score(device.n_local(k.n_members, n_ranks), k.n_oscillators)
+    try:
+        return device.resolve_device(spec, score=score, threshold=cfg.device.threshold)
+    except (RuntimeError, ValueError) as exc:  # no GPU for device.spec=gpu, bad env variable
+        raise ConfigError(f"device.spec={spec}: {exc}") from None
+
+
+def _chunks(start: int, stop: int, size: int | None) -> list[tuple[int, int]]:
+    if stop <= start:
+        return []
+    step = size or (stop - start)
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
+
+
+def _pad(x: np.ndarray, rows: int) -> np.ndarray:
+    """``x`` with its last row repeated up to ``rows`` rows (padding only; results discarded)."""
+    if x.shape[0] >= rows or x.shape[0] == 0:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], rows - x.shape[0], axis=0)])
+
+
+def simulate_block(
+    cfg: Config, rank: int, n_ranks: int, chunk_dir: Path | None, fingerprint: str
+) -> Block:
+    """Integrate this rank's members on its resolved device, chunk by chunk (checkpointed)."""
+    from hpcfit.io import kuramoto_out
+    from hpcfit.kuramoto import ensemble, order_parameter
+
+    k = cfg.kuramoto
+    t0 = time.perf_counter()
+    start, stop = load_balance(k.n_members, n_ranks, rank)
+    omega_shared, coupling = network(k)
+    theta0, omega_m = member_draws(k, start, stop)
+    dev = resolve_rank_device(cfg, n_ranks)
+    record = k.record.value
+    finals, rs, trajs = [], [], []
+    size = cfg.device.batch_chunk
+    for a, b in _chunks(start, stop, size):
+        cached = kuramoto_out.load_chunk(chunk_dir, a, b, fingerprint) if chunk_dir else None
+        if cached is None:
+            rows = size or (b - a)
+            th = _pad(theta0[a - start : b - start], rows)
+            om = _pad(omega_m[a - start : b - start], rows) if omega_m.shape[0] else omega_shared
+            out = ensemble(th, om, coupling, dt=k.dt, n_steps=k.n_steps, record=record, device=dev)
+            cached = {key: np.asarray(v)[: b - a] for key, v in out.items()}
+            if record == "trajectory":
+                cached["final"] = cached["trajectory"][:, -1, :]
+                cached["order_parameter"] = np.asarray(order_parameter(cached["trajectory"]))
+            if chunk_dir is not None:
+                kuramoto_out.save_chunk(chunk_dir, a, b, fingerprint, cached)
+        finals.append(cached["final"])
+        rs.append(cached.get("order_parameter", np.zeros((b - a, 0))))
+        if record == "trajectory":
+            trajs.append(cached["trajectory"])
+    n = k.n_oscillators
+    width = 0 if k.record is KuramotoRecord.final else k.n_steps + 1
+    return Block(
+        start=start,
+        stop=stop,
+        theta0=theta0,
+        omega=omega_m,
+        final=np.concatenate(finals) if finals else np.zeros((0, n)),
+        order_parameter=np.concatenate(rs) if rs else np.zeros((0, width)),
+        trajectory=(
+            (np.concatenate(trajs) if trajs else np.zeros((0, k.n_steps + 1, n)))
+            if record == "trajectory"
+            else None
+        ),
+        device="none (routing off)" if dev is None else f"{dev.platform}:{dev.id}",
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+def fingerprint_of(cfg: Config) -> str:
+    """What a finished chunk depends on: the Kuramoto settings, the version and batch_chunk."""
+    from hpcfit.io.checkpoint import fingerprint
+
+    doc = {"hpcfit": __version__, "kuramoto": as_plain(cfg.kuramoto)}
+    doc["batch_chunk"] = cfg.device.batch_chunk
+    return fingerprint(doc)
+
+
+def _failure(errors: list[Any], record: RunRecord) -> Status | None:
+    """Rank 0: the first rank's error as a final status (input errors first), or None."""
+    bad = [e for e in errors if e]
+    if not bad:
+        return None
+    code, message = min(bad, key=lambda e: e[0] != EXIT_INPUT)
+    if code == EXIT_INPUT:
+        sys.stderr.write(f"hpcfit: error: {message}\n")
+        sys.stderr.flush()
+        record.finish("failed", code, message)
+        return Status(code, "failed", message)
+    message = "; ".join(m for _, m in bad)
+    log.error("kuramoto failed: %s", message)
+    record.finish("error", code, message)
+    return Status(code, "error", message)
+
+
+def run(
+    cfg: Config,
+    run_dir: Path,
+    resolved: dict[str, Any],
+    comm: Comm | None = None,
+    facts: dict[str, Any] | None = None,
+) -> int:
+    """Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""
+    from hpcfit.io import kuramoto_out
+
+    comm = comm or SerialComm()
+    root = comm.rank == 0
+    k = cfg.kuramoto
+    record = RunRecord(run_dir, resolved, seeds={"kuramoto.seed": k.seed}) if root else None
+    handler = log_to(run_dir / f"rank-{comm.rank}.log")
+    try:
+        if root:
+            assert record is not None
+            record.set(ranks=comm.size, **(facts or {}))
+            log.info(
+                "kuramoto: N=%d, %d members, %d steps of dt=%g on %d ranks",
+                k.n_oscillators,
+                k.n_members,
+                k.n_steps,
+                k.dt,
+                comm.size,
+            )
+        block, error = None, None
+        try:
+            chunk_dir = run_dir / "kuramoto" / "chunks"
+            block = simulate_block(cfg, comm.rank, comm.size, chunk_dir, fingerprint_of(cfg))
+        except InputError as exc:  # the same on every rank (config or device)
+            error = (EXIT_INPUT, " ".join(str(exc).split()))
+        except Exception as exc:  # becomes a status; never raised inside a collective
+            traceback.print_exc()
+            error = (EXIT_INTERNAL, f"rank {comm.rank}: {type(exc).__name__}: {exc}")
+        errors = comm.gather(error)
+        status = None
+        if root:
+            status = _failure(errors or [], record)
+        status = comm.bcast(status)
+        if status is not None:
+            return status.code
+        assert block is not None
+        gathered = kuramoto_out.gather(comm, block, k, run_dir)
+        if root:
+            try:
+                kuramoto_out.write_outputs(run_dir, cfg, gathered)
+            except Exception as exc:
+                traceback.print_exc()
+                status = Status(EXIT_INTERNAL, "error", f"{type(exc).__name__}: {exc}")
+                record.finish(status.state, status.code, status.message)
+            else:
+                status = Status(EXIT_OK, "ok")
+                record.set(kuramoto=gathered.summary)
+                record.finish("ok", EXIT_OK)
+                log.info("run directory: %s (exit 0)", run_dir)
+        status = comm.bcast(status)
+        return status.code
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

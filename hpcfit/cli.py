@@ -169,8 +169,42 @@ def _task(cfg) -> None:
     """The Hydra task: one job of the configured workload in Hydra's run directory.
 
     Launcher mode starts the ranks (:func:`hpcfit.launch.launch`); rank mode runs this rank
-    with the config rank 0 composed.
+    with the config rank 0 composed. A rank whose process did not start in :func:`main` (a
+    submitit task runs this function, pickled on the login node, in every Slurm task) joins
+    MPI here and runs under the same abort guard (:func:`_join_world`).
     """
+    comm = _RANK_COMM if _RANK_COMM is not None else _join_world()
+    if comm is not None and _RANK_COMM is None:
+        _abort_guard(lambda: _run_task(cfg, comm), comm)
+        return
+    _run_task(cfg, comm)
+
+
+def _join_world() -> Any:
+    """Rank mode entered from the task function itself (submitit): MPI starts here, before
+    JAX; the world size must match the launcher's task count, and every rank takes rank 0's
+    run id. None in launcher mode. The mode is looked up when called, never at import (the
+    function is pickled on a login node where MPI must not start)."""
+    from hpcfit.runtime.env import detect, world_size_mismatch
+
+    launch_env = detect(os.environ)
+    if not launch_env.is_rank:
+        return None
+    from hpcfit.runtime.process import configure
+
+    configure()
+    from hpcfit.parallel.comm import MPIComm
+
+    comm = MPIComm()
+    mismatch = world_size_mismatch(launch_env, comm.size)
+    if mismatch:
+        fail(InputError(mismatch))
+    run_id = comm.bcast(default_run_id(os.environ) if comm.rank == 0 else None)
+    os.environ["HPCFIT_RUN_ID"] = run_id
+    return comm
+
+
+def _run_task(cfg, comm: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
@@ -179,8 +213,9 @@ def _task(cfg) -> None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if comm is not None and _RANK_COMM is None:  # joined in _join_world: rank 0's directory
+        run_dir = Path(comm.bcast(str(run_dir) if comm.rank == 0 else None))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    comm = _RANK_COMM
     try:
         if comm is None:
             from hpcfit.launch import launch

@@ -17,7 +17,7 @@ PYTHON_FOUND := $(shell for c in $(PYTHON) python3.13 python3.12 python3 \
     $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c || echo $$c; } && break; \
     done | head -n 1)
 
-.PHONY: run test test-serial test-mpi lint bench venv clean
+.PHONY: run test test-serial test-mpi slurm-deps lint bench venv clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON_FOUND)" ]; then echo "make: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)" >&2; exit 1; fi
@@ -34,8 +34,21 @@ run: $(STAMP)
 
 test: test-serial test-mpi
 
-test-serial: $(STAMP)
-	$(PY) -m pytest
+# CI (CI=true) must run the Slurm tests: HPCFIT_REQUIRE_SLURM=1 turns their skip into a failure.
+test-serial: $(STAMP) slurm-deps
+	$(if $(CI),HPCFIT_REQUIRE_SLURM=$${HPCFIT_REQUIRE_SLURM:-1} )$(PY) -m pytest
+
+# Debian's slurm-wlm and munge for tests/slurm/ (a one-node Slurm started by the tests): installed
+# when missing, as root with apt-get; without root or apt the Slurm tests skip and say why.
+SLURM_BINS := /usr/sbin/slurmd /usr/sbin/slurmctld /usr/sbin/munged /usr/bin/sbatch
+slurm-deps:
+	@if ls $(SLURM_BINS) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make: not root, so no slurm-wlm/munge install: the Slurm tests will skip"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "make: no apt-get: the Slurm tests will skip"; \
+	else echo "make: installing slurm-wlm and munge for the Slurm tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends slurm-wlm munge >/dev/null; } || echo "make: apt-get failed: the Slurm tests will skip"; \
+	fi
 
 test-mpi: $(STAMP)
 	@if ls tests/mpi/test_*.py >/dev/null 2>&1; then \
@@ -53,6 +66,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/nuts_gradient_cost.py
 	$(PY) benchmarks/cmc_scaling.py
 	$(PY) benchmarks/cmc_vs_full.py
+	$(PY) benchmarks/kuramoto_bench.py
+	$(PY) benchmarks/nrpt_bench.py --scale-sizes 16 48
+	$(PY) benchmarks/device_crossover.py
 	$(PY) benchmarks/report.py --write
 
 clean:

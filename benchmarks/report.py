@@ -31,6 +31,8 @@ BENCHMARKS = (
     "nuts_gradient_cost",
     "cmc_scaling",
     "cmc_vs_full",
+    "kuramoto_bench",
+    "nrpt_bench",
 )
 DASH = "—"
 
@@ -254,12 +256,132 @@ def _cmc_vs_full_rows(rec: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _kuramoto_rows(rec: dict[str, Any]) -> list[Row]:
+    res, n = rec["results"], _get(rec, "params", "N")
+    steps = _get(rec, "params", "n_steps")
+    goals = res.get("goals", {})
+    numpy_ms = (_get(res, "numpy_direct_rk4", "p50") or 0) / 1e3 or None
+    final_ms = (_get(res, "final_state", "p50") or 0) / 1e3 or None
+    rows: list[Row] = [
+        (
+            f"Kuramoto RK4 final state, ms (N = {n}, {steps} steps)",
+            _num(final_ms, ".2f"),
+            f"NumPy direct {_num(numpy_ms, '.1f')}",
+            _ratio(numpy_ms, final_ms),
+            f"≥ {_get(goals, 'speedup_vs_numpy', 'goal'):g}×",
+            _met(_get(goals, "speedup_vs_numpy", "met", "final_state")),
+        )
+    ]
+    peer = rec.get("peer") or {}
+    traj_ms = (_get(res, "trajectory", "p50") or 0) / 1e3 or None
+    grad_ms = (_get(res, "gradient", "p50") or 0) / 1e3 or None
+    if _get(peer, "forward", "ok"):
+        fwd = _get(peer, "forward", "p50") / 1e3
+        rows.append(
+            (
+                "Kuramoto trajectory, ms",
+                _num(traj_ms, ".2f"),
+                f"{peer['name']} {_num(fwd, '.1f')}",
+                _ratio(fwd, traj_ms),
+                DASH,
+                DASH,
+            )
+        )
+    if _get(peer, "gradient", "ok"):
+        grad = _get(peer, "gradient", "p50") / 1e3
+        rows.append(
+            (
+                "Kuramoto gradient of the final state (θ0, ω, K), ms",
+                _num(grad_ms, ".2f"),
+                f"{peer['name']} {_num(grad, '.1f')}",
+                _ratio(grad, grad_ms),
+                DASH,
+                DASH,
+            )
+        )
+    b64 = _get(res, "ensemble", "B64") or {}
+    ens = _get(goals, "ensemble_speedup_b64") or {}
+    for label, key, speed in (
+        ("default chunks", "ensemble_default_chunk", "default_chunk"),
+        ("one vmapped chunk", "ensemble_chunk_64", "one_vmapped_chunk"),
+    ):
+        if key not in b64:
+            continue
+        rows.append(
+            (
+                f"Kuramoto ensemble B = 64 ({label}), ms",
+                _num(b64[key]["p50"] / 1e3, ".1f"),
+                f"loop of single calls {_num(b64['loop_of_single_calls']['p50'] / 1e3, '.1f')}",
+                _num(ens.get(speed), ".2f", "×"),
+                f"≥ {ens.get('goal', 3):g}×",
+                _met(_get(ens, "met", speed)),
+            )
+        )
+    dev = _get(goals, "resolve_device_us") or {}
+    if dev:
+        rows.append(
+            (
+                "resolve_device on CPU-only JAX, µs/call",
+                _num(dev.get("value"), ".2f"),
+                DASH,
+                DASH,
+                f"≤ {dev.get('goal', 2):g}",
+                _met(dev.get("met")),
+            )
+        )
+    return rows
+
+
+def _nrpt_rows(rec: dict[str, Any]) -> list[Row]:
+    res = rec["results"]
+    peer = _get(rec, "peer", "name") or "peer"
+    rows: list[Row] = []
+    for size in res.get("sizes", []):
+        first = _get(size, "by_n_expl", 0) or {}
+        ratio = first.get("ratio_hpcfit_over_hamon") or {}
+        mine, theirs = first.get("hpcfit_median") or {}, first.get("hamon_median") or {}
+        head = f"NRPT {size['L']}×{size['L']} Ising, N = {size['n_chains']}, n_expl = 1"
+        for label, key in (("round trips/s", "round_trips_per_s"), ("ESS/s of H", "ess_per_s")):
+            if key not in mine:
+                continue
+            rows.append(
+                (
+                    f"{head}: {label}",
+                    _num(mine[key], ".0f"),
+                    f"{peer} {_num(theirs.get(key), '.0f')}",
+                    _num(ratio.get(key), ".2f", "×"),
+                    DASH,
+                    DASH,
+                )
+            )
+    for scaling in res.get("strong_scaling", []):
+        runs = {r["P"]: r for r in scaling.get("runs", [])}
+        if 1 not in runs or 2 not in runs:
+            continue
+        t1, t2 = runs[1]["last_round_wall_s_median"], runs[2]["last_round_wall_s_median"]
+        same = "bitwise equal" if scaling.get("bitwise_equal_across_P") else "**differ**"
+        rows.append(
+            (
+                f"NRPT {scaling['L']}×{scaling['L']}, N = {scaling['n_chains']}: last round 1 → 2 "
+                f"ranks, s (results {same})",
+                _num(t2, ".3f"),
+                f"1 rank {_num(t1, '.3f')}",
+                _ratio(t1, t2),
+                DASH,
+                DASH,
+            )
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "model_cost": _model_rows,
     "nlsq_warm_start": _nlsq_rows,
     "nuts_gradient_cost": _nuts_gradient_rows,
     "cmc_scaling": _scaling_rows,
     "cmc_vs_full": _cmc_vs_full_rows,
+    "kuramoto_bench": _kuramoto_rows,
+    "nrpt_bench": _nrpt_rows,
 }
 
 

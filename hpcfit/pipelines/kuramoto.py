@@ -13,7 +13,6 @@ member order. The output is therefore bitwise identical for any rank count on on
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -28,7 +27,14 @@ from hpcfit.errors import ConfigError, InputError
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.balance import load_balance
 from hpcfit.parallel.comm import Comm, SerialComm
-from hpcfit.pipelines.status import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, Status, log_to
+from hpcfit.pipelines.status import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    Status,
+    log_to,
+    rank_errors_status,
+)
 
 log = logging.getLogger("hpcfit")
 
@@ -182,23 +188,6 @@ def fingerprint_of(cfg: Config) -> str:
     return fingerprint(doc)
 
 
-def _failure(errors: list[Any], record: RunRecord) -> Status | None:
-    """Rank 0: the first rank's error as a final status (input errors first), or None."""
-    bad = [e for e in errors if e]
-    if not bad:
-        return None
-    code, message = min(bad, key=lambda e: e[0] != EXIT_INPUT)
-    if code == EXIT_INPUT:
-        sys.stderr.write(f"hpcfit: error: {message}\n")
-        sys.stderr.flush()
-        record.finish("failed", code, message)
-        return Status(code, "failed", message)
-    message = "; ".join(m for _, m in bad)
-    log.error("kuramoto failed: %s", message)
-    record.finish("error", code, message)
-    return Status(code, "error", message)
-
-
 def run(
     cfg: Config,
     run_dir: Path,
@@ -238,7 +227,7 @@ def run(
         errors = comm.gather(error)
         status = None
         if root:
-            status = _failure(errors or [], record)
+            status = rank_errors_status(errors, record)
         status = comm.bcast(status)
         if status is not None:
             return status.code

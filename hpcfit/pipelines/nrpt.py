@@ -14,7 +14,6 @@ message names replica, chain and first scan); 70 internal error.
 from __future__ import annotations
 
 import logging
-import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from hpcfit.pipelines.status import (
     EXIT_INTERNAL,
     EXIT_OK,
     Status,
+    fail,
     log_to,
+    rank_errors_status,
 )
 
 log = logging.getLogger("hpcfit")
@@ -67,17 +68,6 @@ def progress_line(info: dict[str, Any]) -> str:
     )
 
 
-def _fail(record: RunRecord | None, code: int, state: str, message: str) -> Status:
-    if record is not None:
-        if code == EXIT_INPUT:
-            sys.stderr.write(f"hpcfit: error: {message}\n")
-            sys.stderr.flush()
-        else:
-            log.error("nrpt: %s", message)
-        record.finish(state, code, message)
-    return Status(code, state, message)
-
-
 def run(
     cfg: Config,
     run_dir: Path,
@@ -101,7 +91,7 @@ def run(
             try:
                 model = build_model(n)
             except InputError as exc:
-                status = _fail(record, EXIT_INPUT, "failed", " ".join(str(exc).split()))
+                status = fail(record, EXIT_INPUT, " ".join(str(exc).split()))
         status, model = comm.bcast((status, model))
         if status is not None:
             return status.code
@@ -139,14 +129,11 @@ def run(
             error = (EXIT_INTERNAL, f"rank {comm.rank}: {type(exc).__name__}: {exc}")
         errors = comm.gather(error)
         if root:
-            bad = [e for e in errors or [] if e]
-            if bad:
-                code, message = min(bad, key=lambda e: e[0] != EXIT_INPUT)
-                status = _fail(record, code, "failed" if code == EXIT_INPUT else "error", message)
-            elif not result.ok:  # 3: non-finite energy (message names replica and scan), 70
+            status = rank_errors_status(errors, record)
+            if status is None and not result.ok:  # 3: a non-finite energy (replica, scan), 70
                 message = result.message or str(result.failure)
-                status = _fail(record, result.exit_code, result.status, message)
-            else:
+                status = fail(record, result.exit_code, message, result.status)
+            elif status is None:
                 status = _write(record, run_dir, result)
         status = comm.bcast(status)
         return status.code
@@ -163,7 +150,7 @@ def _write(record: RunRecord, run_dir: Path, result: Any) -> Status:
         write_outputs(result, run_dir)
     except Exception as exc:
         traceback.print_exc()
-        return _fail(record, EXIT_INTERNAL, "error", f"{type(exc).__name__}: {exc}")
+        return fail(record, EXIT_INTERNAL, f"{type(exc).__name__}: {exc}")
     record.set(
         nrpt={
             "Lambda": result.Lambda,

@@ -35,16 +35,39 @@ class Status:
     final: bool = True
 
 
+def fail(record: RunRecord | None, code: int, message: str, state: str | None = None) -> Status:
+    """Rank 0: end the job with ``code``. Input errors print one ``hpcfit: error: …`` line,
+    others are logged; ``run.json`` records state, code and message (``record`` None: no record)."""
+    state = state or ("failed" if code == EXIT_INPUT else "error")
+    if code == EXIT_INPUT:
+        sys.stderr.write(f"hpcfit: error: {message}\n")
+        sys.stderr.flush()
+    else:
+        log.error("job failed: %s", message)
+    if record is not None:
+        record.finish(state, code, message)
+    return Status(code, state, message)
+
+
+def rank_errors_status(errors: list[Any] | None, record: RunRecord | None) -> Status | None:
+    """Rank 0: the gathered per-rank ``(code, message)`` errors (None: that rank was fine) as
+    one final status, or None when every rank was fine. An input error (the same on every
+    rank) wins; internal errors are joined so that each failing rank is named."""
+    bad = [e for e in errors or [] if e]
+    if not bad:
+        return None
+    inputs = [e for e in bad if e[0] == EXIT_INPUT]
+    if inputs:
+        return fail(record, EXIT_INPUT, inputs[0][1])
+    return fail(record, bad[0][0], "; ".join(m for _, m in bad))
+
+
 def guarded(record: RunRecord, stage: Callable[[], Any]) -> tuple[Any, Status]:
     """Run a rank-0 stage; an error becomes a final status (and run.json), never an exception."""
     try:
         out = stage()
     except InputError as exc:
-        message = " ".join(str(exc).split())
-        sys.stderr.write(f"hpcfit: error: {message}\n")
-        sys.stderr.flush()
-        record.finish("failed", EXIT_INPUT, message)
-        return None, Status(EXIT_INPUT, "failed", message)
+        return None, fail(record, EXIT_INPUT, " ".join(str(exc).split()))
     except Exception as exc:  # internal error: keep the record and the traceback
         traceback.print_exc()
         sys.stderr.flush()

@@ -20,48 +20,28 @@ goes to stderr). Commands:
 hamon's conventions differ from hpcfit's (spec §3.1): a swap exchanges *states* (the observer
 sees chain positions), acceptance counts 0/1 outcomes, and round trips are counted per machine by
 hamon's index process (``round_trips_per_chain``), reset per call. The caller compares rates.
-Imports nothing from hpcfit; timing helpers come from ``benchmarks/_record.py`` (stdlib only).
+Imports nothing from hpcfit; the protocol is ``peers/_driver.py`` (stdlib only).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import traceback
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for _record
-
-_PROTO = os.fdopen(os.dup(1), "w", buffering=1)  # replies go to the original stdout
-os.dup2(2, 1)  # everything printed by the package goes to stderr
-sys.stdout = sys.stderr
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # hpcfit runs float64; "dtype" picks per setup
 
-import _record  # noqa: E402
+# first: puts benchmarks/ on sys.path and sends the package's prints to stderr
+from _driver import serve, version  # noqa: E402
+
+# isort: split
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 STATE: dict[str, Any] = {}
-
-
-def _reply(obj: dict[str, Any]) -> None:
-    _PROTO.write(json.dumps(_record._jsonable(obj)) + "\n")
-    _PROTO.flush()
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
 
 
 def _grid_edges(L: int) -> np.ndarray:
@@ -79,10 +59,10 @@ def _grid_edges(L: int) -> np.ndarray:
 
 def cmd_info() -> dict[str, Any]:
     return {
-        "hamon": _version("hamon"),
-        "jax": _version("jax"),
-        "jaxlib": _version("jaxlib"),
-        "numpy": _version("numpy"),
+        "hamon": version("hamon"),
+        "jax": version("jax"),
+        "jaxlib": version("jaxlib"),
+        "numpy": version("numpy"),
         "python": sys.version.split()[0],
         "x64": bool(jax.config.jax_enable_x64),
         "devices": [str(d) for d in jax.devices()],
@@ -155,25 +135,11 @@ def cmd_run(seed: int, n_scans: int) -> dict[str, Any]:
     }
 
 
-COMMANDS = {"info": cmd_info, "setup": cmd_setup, "run": cmd_run}
-
-
-def main() -> None:
-    _reply({"ready": True})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        cmd = msg.pop("cmd")
-        if cmd == "quit":
-            _reply({"ok": True})
-            return
-        try:
-            out = COMMANDS[cmd](**msg)
-            _reply({"ok": True, **out})
-        except Exception as exc:
-            _reply({"ok": False, "error": repr(exc), "traceback": traceback.format_exc()})
+COMMANDS = {
+    name: (lambda msg, fn=fn: fn(**{k: v for k, v in msg.items() if k != "cmd"}))
+    for name, fn in (("info", cmd_info), ("setup", cmd_setup), ("run", cmd_run))
+}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(serve(COMMANDS))

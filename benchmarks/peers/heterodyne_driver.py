@@ -20,23 +20,18 @@ from ``benchmarks/_record.py`` (standard library only), so both sides are timed 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
-import traceback
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for _record
-
-_PROTO = os.fdopen(os.dup(1), "w", buffering=1)  # replies go to the original stdout
-os.dup2(2, 1)  # everything printed by the package goes to stderr
-sys.stdout = sys.stderr
 
 os.environ.setdefault("NLSQ_DISABLE_PERSISTENT_CACHE", "1")  # genuine cold compiles, as hpcfit
 
+# first: puts benchmarks/ on sys.path and sends the package's prints to stderr
+from _driver import serve, version  # noqa: E402
+
+# isort: split
 import _record  # noqa: E402
 import heterodyne  # noqa: E402  (sets XLA_FLAGS and x64 before JAX starts)
 import jax  # noqa: E402
@@ -48,27 +43,13 @@ from heterodyne.core.physics_cmc import ShardGrid, compute_c2_elementwise  # noq
 STATE: dict[str, Any] = {"warm": set()}
 
 
-def _reply(obj: dict[str, Any]) -> None:
-    _PROTO.write(json.dumps(_record._jsonable(obj)) + "\n")
-    _PROTO.flush()
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
-
-
 def cmd_info(_: dict[str, Any]) -> dict[str, Any]:
     devices = jax.devices()
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "versions": {
-            n: _version(n)
+            n: version(n)
             for n in ("heterodyne", "jax", "jaxlib", "numpy", "scipy", "nlsq", "numpyro")
         },
         "env": {
@@ -297,28 +278,5 @@ COMMANDS = {
 }
 
 
-def main() -> int:
-    _reply({"ok": True, "ready": True, "pid": os.getpid()})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-            if msg.get("cmd") == "quit":
-                _reply({"ok": True, "bye": True})
-                return 0
-            result = COMMANDS[msg["cmd"]](msg)
-            _reply({"ok": True, **result})
-        except Exception as exc:
-            _reply(
-                {
-                    "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                }
-            )
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(COMMANDS))

@@ -23,38 +23,19 @@ are timed the same way.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ for _record
+# first: puts benchmarks/ on sys.path and sends the package's prints to stderr
+from _driver import serve, version  # noqa: E402
 
-_PROTO = os.fdopen(os.dup(1), "w", buffering=1)  # replies go to the original stdout
-os.dup2(2, 1)  # everything printed by the package goes to stderr
-sys.stdout = sys.stderr
-
+# isort: split
 import _record  # noqa: E402
 import numpy as np  # noqa: E402
 from oscillatools.accel import diff_kuramoto_rk4 as rk4  # noqa: E402
 
 STATE: dict[str, Any] = {}
-
-
-def _reply(obj: dict[str, Any]) -> None:
-    _PROTO.write(json.dumps(_record._jsonable(obj)) + "\n")
-    _PROTO.flush()
-
-
-def _version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
 
 
 def _tiers() -> dict[str, str | None]:
@@ -70,7 +51,7 @@ def cmd_info(_: dict[str, Any]) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
-        "versions": {n: _version(n) for n in ("oscillatools", "numpy", "scipy")},
+        "versions": {n: version(n) for n in ("oscillatools", "numpy", "scipy")},
         "integrator": f"{rk4.__name__}.kuramoto_rk4_trajectory / kuramoto_rk4_vjp",
         "module_file": rk4.__file__,
         "available_tiers": list(dispatcher.available_tiers()),
@@ -134,28 +115,5 @@ def cmd_values(msg: dict[str, Any]) -> dict[str, Any]:
 COMMANDS = {"info": cmd_info, "load": cmd_load, "time": cmd_time, "values": cmd_values}
 
 
-def main() -> int:
-    _reply({"ok": True, "ready": True, "pid": os.getpid()})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            msg = json.loads(line)
-            if msg.get("cmd") == "quit":
-                _reply({"ok": True, "bye": True})
-                return 0
-            result = COMMANDS[msg["cmd"]](msg)
-            _reply({"ok": True, **result})
-        except Exception as exc:
-            _reply(
-                {
-                    "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                }
-            )
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(COMMANDS))

@@ -7,19 +7,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${HAMON_VENV:-$ROOT/.peers/hamon}"
 FORCE="${1:-}"
+# shellcheck source=benchmarks/peers/venv.sh
+source "$ROOT/benchmarks/peers/venv.sh"
 VERSIONS=(0.12.0 0.4.0)
-
-find_python312() {
-  if [[ -n "${PYTHON312:-}" ]]; then echo "$PYTHON312"; return; fi
-  local c
-  for c in /root/.pyenv/versions/3.12.*/bin/python3 "$(command -v python3.12 || true)"; do
-    if [[ -n "$c" && -x "$c" ]] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
-      echo "$c"; return
-    fi
-  done
-  echo "error: no Python 3.12 found (set PYTHON312=/path/to/python3.12)" >&2
-  exit 1
-}
 
 check() {
   "$VENV/bin/python" - <<'PY' 2>/dev/null
@@ -29,17 +19,9 @@ import hamon  # noqa: F401
 PY
 }
 
-if [[ "$FORCE" != "--force" && -x "$VENV/bin/python" ]] && check; then
-  echo "peer venv ready: $VENV ($("$VENV/bin/python" -c 'import importlib.metadata as m; print("hamon", m.version("hamon"))'))"
-  exit 0
-fi
+exit_if_ready hamon
 
-PY312="$(find_python312)"
-echo "creating $VENV with $PY312"
-mkdir -p "$(dirname "$VENV")"
-if [[ "$FORCE" == "--force" ]]; then rm -rf "$VENV"; fi
-[[ -x "$VENV/bin/python" ]] || "$PY312" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
+make_venv
 for v in "${VERSIONS[@]}"; do
   if "$VENV/bin/python" -m pip install --quiet "hamon==$v" && check; then
     echo "peer venv ready: $VENV (hamon $v)"

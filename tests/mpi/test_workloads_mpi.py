@@ -53,13 +53,18 @@ def run_both(module, overrides: tuple[str, ...], base: Path) -> tuple[Path, Path
 
 @pytest.mark.mpi
 @pytest.mark.timeout(300)
-def test_kuramoto_is_bitwise_independent_of_rank_count(mpi_tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_chunk", ["null", "3"])
+def test_kuramoto_is_bitwise_independent_of_rank_count(
+    mpi_tmp_path: Path, batch_chunk: str
+) -> None:
+    """Default chunks of one member, and vmapped chunks of 3 padded to a fixed width."""
     overrides = (
         "workload=kuramoto",
         "kuramoto.n_oscillators=10",
         "kuramoto.n_members=7",
         "kuramoto.n_steps=25",
         "kuramoto.omega=per_member",
+        f"device.batch_chunk={batch_chunk}",
     )
     serial, parallel = run_both(kuramoto, overrides, mpi_tmp_path)
     if MPI.COMM_WORLD.rank == 0:

@@ -390,8 +390,13 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
 
 
 def _caption(records: dict[str, dict[str, Any]]) -> str:
-    """Host (CPU, cores), date, load average at start → end and commit of each record."""
-    hosts, runs = [], []
+    """Host (CPU, cores), date, load average at start → end and commit of each record.
+
+    When the records come from more than one host, the hosts are lettered A, B, … and every
+    record names its host's letter.
+    """
+    hosts: list[str] = []
+    runs: list[tuple[str, str]] = []
     for name in BENCHMARKS:
         if name not in records:
             continue
@@ -406,12 +411,21 @@ def _caption(records: dict[str, dict[str, Any]]) -> str:
         commit = _get(prov, "git", "commit")
         dirty = "+" if _get(prov, "git", "dirty") else ""
         runs.append(
-            f"`{name}` {str(rec.get('generated_utc', ''))[:10]} "
-            f"(load {_num(_get(prov, 'loadavg_start', 0), '.2f')} → "
-            f"{_num(_get(prov, 'loadavg', 0), '.2f')}, "
-            f"commit {commit[:7] if commit else 'none'}{dirty})"
+            (
+                host,
+                f"`{name}` {{host}}{str(rec.get('generated_utc', ''))[:10]} "
+                f"(load {_num(_get(prov, 'loadavg_start', 0), '.2f')} → "
+                f"{_num(_get(prov, 'loadavg', 0), '.2f')}, "
+                f"commit {commit[:7] if commit else 'none'}{dirty})",
+            )
         )
-    return f"Host {'; '.join(hosts)}. Records: {', '.join(runs)}"
+    if len(hosts) == 1:
+        listed = [run.format(host="") for _, run in runs]
+        return f"Host {hosts[0]}. Records: {', '.join(listed)}"
+    letter = {host: chr(ord("A") + i) for i, host in enumerate(hosts)}
+    listed = [run.format(host=f"[{letter[host]}] ") for host, run in runs]
+    named = "; ".join(f"[{letter[h]}] {h}" for h in hosts)
+    return f"Hosts {named}. Records: {', '.join(listed)}"
 
 
 def _peer_notes(records: dict[str, dict[str, Any]]) -> list[str]:

@@ -37,3 +37,18 @@ def test_render_is_deterministic() -> None:
     assert report.render(records) == report.render(records)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report.replace_block(readme, report.extract_block(readme)) == readme
+
+
+def test_caption_letters_hosts_only_when_records_come_from_several() -> None:
+    report = _report()
+
+    def record(cpu: str) -> dict:
+        prov = {"hostname": "vm", "cpu_model": cpu, "cpu_count": 2, "git": {"commit": "abc1234"}}
+        return {"generated_utc": "2026-12-05T00:00:00Z", "provenance": prov}
+
+    first, second = report.BENCHMARKS[:2]
+    one_host = report._caption({first: record("X"), second: record("X")})
+    assert one_host.startswith("Host vm: X, 2 cores. Records:") and "[A]" not in one_host
+    two_hosts = report._caption({first: record("X"), second: record("Y")})
+    assert two_hosts.startswith("Hosts [A] vm: X, 2 cores; [B] vm: Y, 2 cores. Records:")
+    assert f"`{first}` [A] 2026-12-05" in two_hosts and f"`{second}` [B] 2026-12-05" in two_hosts

@@ -52,3 +52,16 @@ def test_caption_letters_hosts_only_when_records_come_from_several() -> None:
     two_hosts = report._caption({first: record("X"), second: record("Y")})
     assert two_hosts.startswith("Hosts [A] vm: X, 2 cores; [B] vm: Y, 2 cores. Records:")
     assert f"`{first}` [A] 2026-12-05" in two_hosts and f"`{second}` [B] 2026-12-05" in two_hosts
+
+
+def test_nrpt_efficiency_tie_uses_poisson_noise_of_round_trip_counts() -> None:
+    report = _report()
+    entry = {
+        "hpcfit": [{"round_trips_hamon_convention": n} for n in (90, 100, 120)],
+        "hamon": [{"round_trips": n} for n in (100, 100, 80)],
+    }
+    # medians 100 and 100: two standard errors of the ratio are 2·√(2/100) = 0.283
+    assert report._efficiency_tied_or_better(entry, 0.72) is True
+    assert report._efficiency_tied_or_better(entry, 0.71) is False
+    assert report._efficiency_tied_or_better(entry, None) is None
+    assert report._efficiency_tied_or_better({"hpcfit": [], "hamon": []}, 1.0) is None

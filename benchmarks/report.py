@@ -435,7 +435,7 @@ def _caption(records: dict[str, dict[str, Any]]) -> str:
     record names its host's letter.
     """
     hosts: list[str] = []
-    runs: list[tuple[str, str]] = []
+    runs: list[tuple[str, str, str]] = []  # (host, benchmark, date · load · commit)
     for name in BENCHMARKS:
         if name not in records:
             continue
@@ -449,22 +449,20 @@ def _caption(records: dict[str, dict[str, Any]]) -> str:
             hosts.append(host)
         commit = _get(prov, "git", "commit")
         dirty = "+" if _get(prov, "git", "dirty") else ""
-        runs.append(
-            (
-                host,
-                f"`{name}` {{host}}{str(rec.get('generated_utc', ''))[:10]} "
-                f"(load {_num(_get(prov, 'loadavg_start', 0), '.2f')} → "
-                f"{_num(_get(prov, 'loadavg', 0), '.2f')}, "
-                f"commit {commit[:7] if commit else 'none'}{dirty})",
-            )
+        detail = (
+            f"{str(rec.get('generated_utc', ''))[:10]} "
+            f"(load {_num(_get(prov, 'loadavg_start', 0), '.2f')} → "
+            f"{_num(_get(prov, 'loadavg', 0), '.2f')}, "
+            f"commit {commit[:7] if commit else 'none'}{dirty})"
         )
+        runs.append((host, name, detail))
     if len(hosts) == 1:
-        listed = [run.format(host="") for _, run in runs]
-        return f"Host {hosts[0]}. Records: {', '.join(listed)}"
+        listed = ", ".join(f"`{name}` {detail}" for _, name, detail in runs)
+        return f"Host {hosts[0]}. Records: {listed}"
     letter = {host: chr(ord("A") + i) for i, host in enumerate(hosts)}
-    listed = [run.format(host=f"[{letter[host]}] ") for host, run in runs]
+    listed = ", ".join(f"`{name}` [{letter[host]}] {detail}" for host, name, detail in runs)
     named = "; ".join(f"[{letter[h]}] {h}" for h in hosts)
-    return f"Hosts {named}. Records: {', '.join(listed)}"
+    return f"Hosts {named}. Records: {listed}"
 
 
 def _peer_notes(records: dict[str, dict[str, Any]]) -> list[str]:

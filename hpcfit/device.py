@@ -100,8 +100,9 @@ def _is_device(spec: object) -> bool:
     return jax is not None and isinstance(spec, jax.Device)
 
 
-def environ_get(name: str) -> str | None:
-    """``os.environ.get(name)`` for the routing variables, without its cost when they are unset.
+def _routing_env(name: str) -> str | None:
+    """``os.environ.get(name)`` for ``name`` in (:data:`ENV_DEVICE`, :data:`ENV_THRESHOLD`), without
+    its cost when they are unset.
 
     For an unset name ``os.environ.get`` raises and catches a KeyError inside ``os._Environ``
     (about 0.75 µs on CPython 3.12), and routing reads two variables per call. CPython's
@@ -247,13 +248,16 @@ def resolve_device(
     """
     if device is None:
         return None
-    if not isinstance(device, str) and _is_device(device):
+    if isinstance(device, str):
+        gpu = first_gpu()
+    elif _is_device(device):
         return device
-    gpu = first_gpu() if isinstance(device, str) else None
+    else:
+        gpu = None  # decide() raises TypeError for this spec
     route = decide(
         device,
-        environ_get(ENV_DEVICE),
-        environ_get(ENV_THRESHOLD),
+        _routing_env(ENV_DEVICE),
+        _routing_env(ENV_THRESHOLD),
         score,
         threshold,
         gpu is not None,

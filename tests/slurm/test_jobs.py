@@ -9,6 +9,7 @@ name overrides the script's chains = ``--cpus-per-task``), on the tiny CMC probl
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,13 @@ def test_usr1_requeues_and_the_job_resumes_bitwise(slurm_cluster, cmc_job, tmp_p
         assert result is not None and reason == "", f"shard {shard_id}: {reason}"
     assert not (run_dir / "REQUEUE").exists()
 
-    # a requeued job is held (BeginTime, about 2 min); release it now
+    # A requeued job is held for CredExpire + 1 s (about 2 min): when its stopped start ends,
+    # slurmd revokes the job's credential and refuses ("already killed") any start whose
+    # credential is dated no later than that revocation, in whole seconds. Release it early
+    # only once the stopped start has fully ended (PENDING, no longer REQUEUED: epilog done)
+    # and the clock has left the revocation's second.
+    slurm_cluster.wait(job, 120, until=lambda recs: recs and recs[0]["JobState"] == "PENDING")
+    time.sleep(2)
     slurm_cluster.run("scontrol", "update", f"jobid={job}", "starttime=now")
     records = slurm_cluster.assert_completed(job, JOB_TIMEOUT)
     assert records[0]["Restarts"] == "1"

@@ -338,14 +338,14 @@ NRPT_PEER_GOAL = 2.0
 """Issue goal: round trips per second ≥ 2× hamon's at equal or better efficiency τ_obs/τ̄."""
 
 
-def _efficiency_tied_or_better(first: dict[str, Any], ratio: float | None) -> bool | None:
+def _efficiency_tied_or_better(entry: dict[str, Any], ratio: float | None) -> bool | None:
     """Efficiency ratio ≥ 1 within two standard errors of the round-trip counts' Poisson noise.
 
     The relative standard error of a ratio of two counts n₁, n₂ is √(1/n₁ + 1/n₂) (medians over
     the repeats); with a few dozen round trips per run a strict ≥ 1 would be decided by noise.
     """
-    mine = [r.get("round_trips_hamon_convention", 0) for r in first.get("hpcfit", [])]
-    theirs = [r.get("round_trips", 0) for r in first.get("hamon", [])]
+    mine = [r.get("round_trips_hamon_convention", 0) for r in entry.get("hpcfit", [])]
+    theirs = [r.get("round_trips", 0) for r in entry.get("hamon", [])]
     if ratio is None or not mine or not theirs:
         return None
     n1, n2 = float(statistics.median(mine)), float(statistics.median(theirs))

@@ -48,6 +48,7 @@ class Layout(Enum):
     auto = "auto"
     aps_u = "aps_u"
     aps_legacy = "aps_legacy"
+    nexus = "nexus"
     exchange = "exchange"
     flat = "flat"
 
@@ -82,7 +83,7 @@ class FileData:
     """A two-time correlation file (HDF5 or NPZ; layout auto-detected)."""
 
     path: str = MISSING
-    dt: float | None = None  # frame interval, s; null: median spacing of the file's time axis
+    dt: float | None = None  # frame interval, s; null: the file's (frame time × avg × stride)
     layout: Layout = Layout.auto
     q: float | None = None  # target q, 1/Å
     q_select: QSelect = QSelect.nearest
@@ -92,6 +93,7 @@ class FileData:
     phi_tolerance: float = 5.0
     start_frame: int = 1
     end_frame: int | None = None
+    frame_stride: int = 1  # keep every k-th frame of the window (exact values; grid step k·dt)
     keys: FlatKeys = field(default_factory=FlatKeys)  # dataset names of the flat layout
 
 

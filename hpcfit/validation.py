@@ -65,6 +65,7 @@ def _validate_frames(start: int, end: int | None) -> None:
 def _validate_data(data: Any) -> None:
     _validate_frames(data.start_frame, getattr(data, "end_frame", None))
     if isinstance(data, FileData):
+        _require(data.frame_stride >= 1, "data.frame_stride", "an integer >= 1", data.frame_stride)
         if data.dt is not None:
             _positive("data.dt", data.dt)
         if data.q is not None:

@@ -20,7 +20,9 @@ def describe_data(data: XpcsData) -> dict[str, Any]:
         "n_phi": data.n_phi,
         "n_frames": data.n_frames,
         "dt": data.dt,
+        "frame_stride": data.frame_stride,
         "start_frame": data.start_frame,
+        "n_points": data.n_points,
         "q": data.q.tolist(),
         "phi": data.phi.tolist(),
         "sigma": None if data.sigma is None else data.sigma.tolist(),
@@ -58,7 +60,7 @@ def write_plots(out_dir: Path, data: XpcsData, result: NLSQResult | None) -> Non
 
         model = np.asarray(
             c2_slots(
-                result.params, data.t, data.q, data.dt, data.phi, result.contrast, result.offset
+                result.params, data.t, data.q, data.step, data.phi, result.contrast, result.offset
             )
         )
         sigma = np.asarray(result.extra["sigma_used"])

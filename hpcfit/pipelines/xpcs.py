@@ -135,8 +135,19 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
         data.provenance.get("file", data.provenance.get("source")),
         data.n_phi,
         data.n_frames,
-        data.n_phi * data.n_frames * (data.n_frames - 1) // 2,
+        data.n_points,
     )
+    for slot in data.provenance.get("slots", []):
+        log.info(
+            "  slot %d: %s, bin %s, q = %.6g 1/Å, φ = %.4g deg",
+            slot["slot"],
+            slot["dataset"],
+            slot["bin"],
+            slot["q"],
+            slot["phi"],
+        )
+    if "dt_source" in data.provenance:
+        log.info("  dt = %.9g s from %s", data.dt, data.provenance["dt_source"])
     warm = warm_start(cfg, run_dir, data, space) if cfg.nlsq.enabled else None
     write_plots(run_dir / "plots", data, warm)
     prepared = Prepared(data, space, warm)
@@ -198,7 +209,7 @@ def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[
         return np.asarray(data.sigma, dtype=np.float64), "known"
     if cfg.nlsq.sigma:
         return np.broadcast_to(np.asarray(cfg.nlsq.sigma, float), (data.n_phi,)).copy(), "known"
-    return mad_sigma(data.c2), "mad"
+    return mad_sigma(data.c2, data.frame_mask), "mad"
 
 
 def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks: int) -> None:

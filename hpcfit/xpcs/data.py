@@ -1,7 +1,8 @@
-"""Selection, frame slicing and validation of XPCS data (model spec §7.3–7.5).
+"""Selection, frame slicing, reading and validation of XPCS data.
 
-``load`` = ``read_file`` (:mod:`hpcfit.xpcs.layouts`) + ``select``: q selection, then angle
-selection, then frame slicing, then ``validate``. Every failure is a one-line
+``load`` = ``index_file`` (:mod:`hpcfit.xpcs.layouts`, metadata only) + ``select``: q selection,
+then angle selection, then the frame window and stride — all on metadata — then only the selected
+matrices are read (float64, one at a time), empty frames are dropped per slot, and ``validate``. Every failure is a one-line
 :class:`~hpcfit.errors.DataError` naming the file, the field and what was expected; warnings go
 through :func:`warnings.warn` (UserWarning) and are recorded in ``provenance["warnings"]``.
 
@@ -22,6 +23,10 @@ Decisions where the spec is silent:
 - The file's time axis must have one value per frame of the file (checked before slicing) and is
   then sliced with the frames.
 - ``sigma``, when present, must be finite and > 0 per slot; φ must be finite.
+- ``frame_stride`` k keeps frames s, s + k, … ≤ e of the window [s, e]; the grid step is k·dt.
+- A frame whose row in a slot is all zero or non-finite caught no photons: it is dropped from
+  that slot's points (``XpcsData.frame_mask``) with one warning per slot. The diagonal is never
+  fitted, so its value (zero, negative) is not checked; any other non-finite value is an error.
 - The symmetry check is per slot: max|c2_a − c2_aᵀ| ≤ 1e-6·max|c2_a|; one warning names the
   worst slot.
 """
@@ -37,7 +42,8 @@ import numpy as np
 
 from hpcfit.errors import DataError
 from hpcfit.xpcs.dataset import XpcsData, normalise_phi
-from hpcfit.xpcs.layouts import FlatKeys, RawData, read_file
+from hpcfit.xpcs.arrays import rebuild_half
+from hpcfit.xpcs.layouts import FileIndex, FlatKeys, index_file
 
 Q_SELECT = ("nearest", "tolerance", "all")
 SYMMETRY_RTOL = 1e-6
@@ -56,6 +62,7 @@ class Selection:
     phi_tolerance: float = 5.0
     start_frame: int = 1
     end_frame: int | None = None
+    frame_stride: int = 1
 
 
 DEFAULT_SELECTION = Selection()
@@ -94,8 +101,7 @@ def in_phi_range(phi: np.ndarray, lo: float, hi: float) -> np.ndarray:
 # selection steps
 
 
-def _select_q(raw: RawData, sel: Selection, src: str) -> np.ndarray:
-    q = raw.q
+def _select_q(q: np.ndarray, sel: Selection, src: str) -> np.ndarray:
     idx = np.arange(q.size)
     available = f"available q values (1/Å): {_fmt(np.unique(q))}"
     if sel.q_select not in Q_SELECT:
@@ -186,9 +192,9 @@ def _select_phi(
     return idx[np.isin(cand, chosen)]
 
 
-def _frame_window(n_file: int, sel: Selection, src: str) -> tuple[int, int]:
-    s, e = sel.start_frame, sel.end_frame
-    for name, v in (("start_frame", s), ("end_frame", e)):
+def _frame_window(n_file: int, sel: Selection, src: str) -> tuple[int, int, int]:
+    s, e, k = sel.start_frame, sel.end_frame, sel.frame_stride
+    for name, v in (("start_frame", s), ("end_frame", e), ("frame_stride", k)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
             raise DataError(f"{src}: data.{name}: got {v!r}, expected an integer frame number")
     if s < 1:
@@ -202,46 +208,112 @@ def _frame_window(n_file: int, sel: Selection, src: str) -> tuple[int, int]:
         raise DataError(
             f"{src}: data.start_frame: {s} > end_frame {e}; the file has {n_file} frames"
         )
-    return int(s), e
+    if k < 1:
+        raise DataError(f"{src}: data.frame_stride: got {k}, expected an integer ≥ 1")
+    return int(s), e, int(k)
 
 
-def select(raw: RawData, sel: Selection, *, dt: float, source: str) -> XpcsData:
-    """q selection → angle selection → frame slicing, then :func:`validate` (model spec §7.3)."""
-    src = source
-    sink: list[str] = list(raw.warnings)
-    n_file = raw.n_frames
-    if raw.t_file is not None and raw.t_file.size != n_file:
-        raise DataError(
-            f"{src}: t: has {raw.t_file.size} values, expected {n_file} (one per frame of c2)"
+def read_slots(
+    index: FileIndex, positions: np.ndarray, frames: slice, sink: list[str]
+) -> np.ndarray:
+    """The matrices at ``positions``, restricted to ``frames``, as float64 (n, N, N).
+
+    One stored matrix is in memory at a time besides the result; half-stored matrices are
+    rebuilt after the window is cut (a principal sub-matrix of a triangle is a triangle).
+    """
+    n = len(range(index.n_frames)[frames])
+    out = np.empty((positions.size, n, n), dtype=np.float64)
+    n_full = 0
+    with index.open() as reader:
+        for k, pos in enumerate(positions):
+            m = np.asarray(reader.read(int(pos), frames), dtype=np.float64)
+            if index.half:
+                m, rebuilt = rebuild_half(m)
+                n_full += not rebuilt
+            out[k] = m
+    if n_full:
+        _warn(
+            f"{index.path}: {n_full} of {positions.size} half-stored matrices have both strict "
+            "triangles non-zero; used as stored",
+            sink,
         )
-    phi_norm = normalise_phi(raw.phi)
-    idx = _select_q(raw, sel, src)
+    return out
+
+
+def empty_frames(c2: np.ndarray) -> np.ndarray:
+    """(n_phi, N) bool: frames whose whole row is zero or non-finite (no photons)."""
+    out = np.empty(c2.shape[:2], dtype=bool)
+    for a in range(c2.shape[0]):
+        row = c2[a]
+        out[a] = np.all((row == 0) | ~np.isfinite(row), axis=1)
+    return out
+
+
+def select(index: FileIndex, sel: Selection, *, dt: float, source: str) -> XpcsData:
+    """q selection → angle selection → frame window, on metadata; then read the selected
+    matrices only, drop empty frames per slot and :func:`validate` (model spec §7.3)."""
+    src = source
+    sink: list[str] = list(index.warnings)
+    n_file = index.n_frames
+    if index.t_file is not None and index.t_file.size != n_file:
+        raise DataError(
+            f"{src}: t: has {index.t_file.size} values, expected {n_file} (one per frame of c2)"
+        )
+    phi_norm = normalise_phi(index.phi)
+    idx = _select_q(index.q, sel, src)
     idx = _select_phi(phi_norm, idx, sel, src, sink)
-    s, e = _frame_window(n_file, sel, src)
-    c2 = np.ascontiguousarray(raw.c2[idx][:, s - 1 : e, s - 1 : e], dtype=np.float64)
-    t_file = None if raw.t_file is None else np.array(raw.t_file[s - 1 : e], dtype=np.float64)
-    sigma = None if raw.sigma is None else np.array(raw.sigma[idx], dtype=np.float64)
-    selection = asdict(sel)
+    s, e, k = _frame_window(n_file, sel, src)
+    frames = slice(s - 1, e, k)
+    c2 = read_slots(index, idx, frames, sink)
+    empty = empty_frames(c2)
+    frame_mask = None
+    if empty.any():
+        frame_mask = ~empty
+        for a in np.flatnonzero(empty.any(axis=1)):
+            _warn(
+                f"{src}: slot {int(a)} ({index.origin[idx[a]].get('dataset')}): "
+                f"{int(empty[a].sum())} of {c2.shape[-1]} frames have an all-zero or non-finite "
+                "row (no photons); dropped from this slot's points",
+                sink,
+            )
+    t_file = None if index.t_file is None else np.array(index.t_file[frames], dtype=np.float64)
+    sigma = None if index.sigma is None else np.array(index.sigma[idx], dtype=np.float64)
+    labels = [index.origin[i].get("bin") for i in idx]
+    slots = [
+        {
+            "slot": a,
+            "position": int(p),
+            **index.origin[p],
+            "q": float(index.q[p]),
+            "phi": float(phi_norm[p]),
+            "frames_dropped": int(empty[a].sum()),
+        }
+        for a, p in enumerate(idx)
+    ]
     provenance: dict[str, Any] = {
         "file": src,
-        "layout": raw.layout,
+        "layout": index.layout,
         "bin_indices": [int(i) for i in idx],
-        "bins": None if raw.bins is None else [int(raw.bins[i]) for i in idx],
-        "q": [float(v) for v in raw.q[idx]],
+        "bins": None if all(b is None for b in labels) else labels,
+        "q": [float(v) for v in index.q[idx]],
         "phi": [float(v) for v in phi_norm[idx]],
+        "slots": slots,
         "frame_window": [s, e],
+        "frame_stride": k,
         "n_frames_file": n_file,
-        "selection": selection,
+        "selection": asdict(sel),
     }
     data = XpcsData(
         c2=c2,
-        q=np.array(raw.q[idx], dtype=np.float64),
+        q=np.array(index.q[idx], dtype=np.float64),
         phi=np.array(phi_norm[idx], dtype=np.float64),
         dt=float(dt),
         start_frame=s,
         sigma=sigma,
         t_file=t_file,
         provenance=provenance,
+        frame_stride=k,
+        frame_mask=frame_mask,
     )
     sink.extend(validate(data, source=src))
     provenance["warnings"] = sink
@@ -256,9 +328,8 @@ def load(
     selection: Selection = DEFAULT_SELECTION,
     keys: FlatKeys = DEFAULT_KEYS,
 ) -> XpcsData:
-    """Read ``path`` (format by extension, layout auto-detected or forced) and select."""
-    raw = read_file(path, layout=layout, keys=keys)
-    return select(raw, selection, dt=dt, source=str(path))
+    """Index ``path`` (format by extension, layout auto-detected or forced), then select."""
+    return select(index_file(path, layout=layout, keys=keys), selection, dt=dt, source=str(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,12 +362,26 @@ def validate(data: XpcsData, *, source: str) -> list[str]:
             )
     if n < 2:
         raise DataError(f"{src}: c2: {n} frame(s) in the window, expected at least 2")
-    bad = ~np.isfinite(c2)
-    if bad.any():
-        a, i, j = (int(x) for x in np.argwhere(bad)[0])
+    kept = np.ones((n_phi, n), dtype=bool) if data.frame_mask is None else data.frame_mask
+    if kept.shape != (n_phi, n):
+        raise DataError(f"{src}: frame_mask: shape {kept.shape}, expected ({n_phi}, {n})")
+    few = np.flatnonzero(kept.sum(axis=1) < 2)
+    if few.size:
+        a = int(few[0])
         raise DataError(
-            f"{src}: c2: {int(bad.sum())} non-finite values (NaN/inf), first at "
-            f"(a, i, j) = ({a}, {i}, {j})"
+            f"{src}: c2: slot {a} has {int(kept[a].sum())} frame(s) with photons in the window "
+            "(the others are all-zero rows); expected at least 2"
+        )
+    n_bad, first = 0, None
+    for a in range(n_phi):  # one slot at a time: no N×N×n_phi temporaries
+        bad = ~np.isfinite(c2[a]) & kept[a][:, None] & kept[a][None, :]
+        if bad.any():
+            n_bad += int(bad.sum())
+            first = first or (a, *(int(x) for x in np.argwhere(bad)[0]))
+    if first is not None:
+        raise DataError(
+            f"{src}: c2: {n_bad} non-finite values (NaN/inf) among frames with photons, first "
+            f"at (a, i, j) = {first}"
         )
     dt = data.dt
     if not (np.isfinite(dt) and dt > 0):
@@ -320,17 +405,12 @@ def validate(data: XpcsData, *, source: str) -> list[str]:
                 f"{src}: sigma: slot {a} has sigma = {sigma[a]:g}, expected a finite value > 0"
             )
     if data.t_file is not None:
-        _validate_time(np.asarray(data.t_file, dtype=np.float64), n, float(dt), src, sink)
-    diag = np.diagonal(c2, axis1=1, axis2=2)
-    bad_d = diag <= 0
-    if bad_d.any():
-        a, i = (int(x) for x in np.argwhere(bad_d)[0])
-        raise DataError(
-            f"{src}: c2: {int(bad_d.sum())} non-positive diagonal values, first at "
-            f"(a, i) = ({a}, {i}) with c2_ii = {c2[a, i, i]:g}; expected c2_ii > 0"
-        )
-    asym = np.max(np.abs(c2 - np.swapaxes(c2, 1, 2)), axis=(1, 2))
-    scale = np.max(np.abs(c2), axis=(1, 2))
+        _validate_time(np.asarray(data.t_file, dtype=np.float64), n, data.step, src, sink)
+    asym, scale = np.zeros(n_phi), np.zeros(n_phi)
+    for a in range(n_phi):  # over the frames with photons, one slot at a time
+        both = kept[a][:, None] & kept[a][None, :]
+        asym[a] = np.max(np.abs(c2[a] - c2[a].T), where=both, initial=0.0)
+        scale[a] = np.max(np.abs(c2[a]), where=both, initial=0.0)
     over = asym > SYMMETRY_RTOL * scale
     if over.any():
         a = int(np.argmax(np.where(over, asym / np.where(scale > 0, scale, 1.0), -1.0)))

@@ -60,7 +60,7 @@ class ShardData(NamedTuple):
 def _layout_problem(data: SlotGrid, space: ParamSpace) -> Problem:
     """A Problem with the dataset's grid and slots but no points: only its layout is used."""
     empty_i = np.zeros(0, dtype=np.int32)
-    return Problem(space, data.t, data.dt, data.q, data.phi, empty_i, empty_i, empty_i, np.zeros(0))
+    return Problem(space, data.t, data.step, data.q, data.phi, empty_i, empty_i, empty_i, np.zeros(0))
 
 
 def _check_sigma(sigma: np.ndarray, n_phi: int) -> np.ndarray:
@@ -114,7 +114,7 @@ def shard_target(
     start = jnp.asarray(space.start, dtype=jnp.float64)
     free = jnp.asarray(space.free_index)
     t, q = jnp.asarray(data.t), jnp.asarray(data.q, dtype=jnp.float64)
-    dt, phi = float(data.dt), jnp.asarray(data.phi, dtype=jnp.float64)
+    dt, phi = float(data.step), jnp.asarray(data.phi, dtype=jnp.float64)
     c_fixed = jnp.full(n_phi, space.contrast.default, dtype=jnp.float64)
     b_fixed = jnp.full(n_phi, space.offset.default, dtype=jnp.float64)
 
@@ -229,11 +229,12 @@ def cold_start_preconditioner(
     return from_cold_start(target.names, start, target.lo, target.hi, target.prior_sd, n_shards)
 
 
-def mad_sigma(c2: np.ndarray) -> np.ndarray:
-    """Model-free σ̂_a = 1.4826·MAD(c2[a,i,j+1] − c2[a,i,j])/√2 over i < j < N−1 (cmc §3.3).
+def mad_sigma(c2: np.ndarray, frame_mask: np.ndarray | None = None) -> np.ndarray:
+    """Model-free σ̂_a = 1.4826·MAD(c2[a,i,j+1] − c2[a,i,j])/√2 over i < j < N−1.
 
     Neighbouring lags differ by noise (and a small smooth drift), so the robust spread of
-    their difference is √2·σ.
+    their difference is √2·σ. With ``frame_mask`` (n_phi, N), pairs touching a frame without
+    photons are left out.
     """
     c2 = np.asarray(c2, dtype=np.float64)
     n = c2.shape[-1]
@@ -241,6 +242,9 @@ def mad_sigma(c2: np.ndarray) -> np.ndarray:
     out = np.empty(c2.shape[0])
     for a in range(c2.shape[0]):
         d = c2[a, iu, ju + 1] - c2[a, iu, ju]
+        if frame_mask is not None:
+            ok = frame_mask[a]
+            d = d[ok[iu] & ok[ju] & ok[ju + 1]]
         out[a] = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)
     return out
 
@@ -255,5 +259,5 @@ def predictive_maps(grid: SlotGrid, space: ParamSpace, theta_draws: np.ndarray) 
     maps = []
     for theta in np.asarray(theta_draws, dtype=np.float64):
         params, c, b = problem.split_free(theta[:n_free])
-        maps.append(np.asarray(c2_slots(params, grid.t, grid.q, grid.dt, grid.phi, c, b)))
+        maps.append(np.asarray(c2_slots(params, grid.t, grid.q, grid.step, grid.phi, c, b)))
     return np.stack(maps)

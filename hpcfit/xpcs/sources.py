@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ from hpcfit.config import EmbeddedData, FileData, SyntheticData
 from hpcfit.errors import DataError
 from hpcfit.xpcs.data import Selection, select
 from hpcfit.xpcs.dataset import XpcsData
-from hpcfit.xpcs.layouts import RawData, read_file
+from hpcfit.xpcs.layouts import FileIndex, in_memory, index_file
 from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
 
 
@@ -27,15 +29,19 @@ def require_file(cfg: EmbeddedData | FileData | SyntheticData) -> Path | None:
     return path
 
 
+DT_AGREE_RTOL = 1e-6
+
+
 def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
     """Load, select and validate the configured dataset; raises :class:`DataError`."""
     path = require_file(cfg)
     if isinstance(cfg, FileData):
         assert path is not None
-        raw = read_file(path, layout=cfg.layout.value, keys=cfg.keys)
-        dt, dt_source = (cfg.dt, "data.dt") if cfg.dt is not None else (_file_dt(raw, path), "t")
+        index = index_file(path, layout=cfg.layout.value, keys=cfg.keys)
+        sink: list[str] = []
+        dt, dt_source = resolve_dt(cfg.dt, index, sink)
         data = select(
-            raw,
+            replace(index, warnings=index.warnings + tuple(sink)),
             Selection(
                 q=cfg.q,
                 q_select=cfg.q_select.value,
@@ -45,11 +51,13 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
                 phi_tolerance=cfg.phi_tolerance,
                 start_frame=cfg.start_frame,
                 end_frame=cfg.end_frame,
+                frame_stride=cfg.frame_stride,
             ),
             dt=dt,
             source=str(path),
         )
         data.provenance["dt_source"] = dt_source
+        data.provenance["dt_file"] = index.dt_file
         return data
     if isinstance(cfg, SyntheticData):
         n_phi = len(cfg.phi)
@@ -71,9 +79,9 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
     full = embedded()
     if cfg.start_frame == 1 and cfg.end_frame is None:
         return full
-    raw = RawData(full.c2, full.q, full.phi, None, full.sigma, "embedded", None)
+    index = in_memory(full.c2, full.q, full.phi, path="embedded", layout="embedded", sigma=full.sigma)
     window = select(
-        raw,
+        index,
         Selection(start_frame=cfg.start_frame, end_frame=cfg.end_frame),
         dt=full.dt,
         source="embedded",
@@ -81,15 +89,24 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
     return XpcsData(**{**window.__dict__, "provenance": {**full.provenance, **window.provenance}})
 
 
-def _file_dt(raw: RawData, path: Path) -> float:
-    """The frame interval from the file's time axis (median spacing), when data.dt is unset."""
-    t = raw.t_file
-    if t is None or t.size < 2:
+def resolve_dt(configured: float | None, index: FileIndex, sink: list[str]) -> tuple[float, str]:
+    """The frame interval and where it came from: ``data.dt`` when given (a warning when the
+    file states another value), else the file's own (see :func:`hpcfit.xpcs.layouts.index_file`).
+    """
+    src = index.path
+    if configured is not None:
+        file_dt = index.dt_file
+        if file_dt is not None and abs(configured - file_dt) > DT_AGREE_RTOL * file_dt:
+            msg = (
+                f"{src}: data.dt = {configured:.9g} s differs from the file's {file_dt:.9g} s "
+                f"({index.dt_source}); data.dt is used"
+            )
+            sink.append(msg)
+            warnings.warn(msg, UserWarning, stacklevel=2)
+        return float(configured), "data.dt"
+    if index.dt_file is None:
         raise DataError(
-            f"{path}: data.dt: not set and the file has no time axis; "
-            "expected data.dt=<frame interval in s>"
+            f"{src}: data.dt: not set and the file states no frame interval "
+            f"({index.dt_source}); expected data.dt=<frame interval in s>"
         )
-    dt = float(np.median(np.diff(t)))
-    if not (np.isfinite(dt) and dt > 0):
-        raise DataError(f"{path}: t: median spacing is {dt}; expected a strictly increasing axis")
-    return dt
+    return index.dt_file, index.dt_source

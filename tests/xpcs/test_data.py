@@ -1,4 +1,4 @@
-"""Selection, frame slicing and validation (model spec §7.3–7.5)."""
+"""Selection, frame slicing, reading of the selected matrices and validation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hpcfit.errors import DataError
 from hpcfit.xpcs.data import Selection, circular_distance, in_phi_range, load, select, validate
 from hpcfit.xpcs.dataset import XpcsData, production_grid
-from hpcfit.xpcs.layouts import RawData
+from hpcfit.xpcs.layouts import FileIndex, in_memory
 
 N = 10
 DT = 0.01
@@ -24,21 +24,14 @@ def sym_stack(n_bins: int, n: int = N, seed: int = 0) -> np.ndarray:
     return np.triu(m) + np.swapaxes(np.triu(m, 1), 1, 2)
 
 
-def make_raw(q, phi, *, n=N, t=None, sigma=None, bins=None) -> RawData:
+def make_raw(q, phi, *, n=N, t=None, sigma=None, bins=None) -> FileIndex:
     q = np.asarray(q, dtype=np.float64)
-    return RawData(
-        c2=sym_stack(q.size, n),
-        q=q,
-        phi=np.asarray(phi, dtype=np.float64),
-        t_file=t,
-        sigma=sigma,
-        layout="flat",
-        bins=bins,
-    )
+    phi = np.asarray(phi, dtype=np.float64)
+    return in_memory(sym_stack(q.size, n), q, phi, t_file=t, sigma=sigma, bins=bins)
 
 
-def write_npz(path: Path, raw: RawData) -> Path:
-    arrays = {"c2": raw.c2, "q": raw.q, "phi": raw.phi}
+def write_npz(path: Path, raw: FileIndex) -> Path:
+    arrays = {"c2": raw.matrices.c2, "q": raw.q, "phi": raw.phi}
     if raw.t_file is not None:
         arrays["t"] = raw.t_file
     np.savez(path, **arrays)
@@ -121,7 +114,7 @@ def test_q_selection(sel, expected):
     assert data.provenance["bins"] == [b + 3 for b in expected]
     assert np.array_equal(data.q, np.asarray(MULTI_Q)[expected])  # each slot keeps its own q
     assert data.provenance["q"] == [MULTI_Q[k] for k in expected]
-    assert np.array_equal(data.c2, raw.c2[expected])
+    assert np.array_equal(data.c2, raw.matrices.c2[expected])
 
 
 def test_q_selection_through_aps_u_file(tmp_path):
@@ -135,6 +128,7 @@ def test_q_selection_through_aps_u_file(tmp_path):
         f["xpcs/qmap/dynamic_v_list_dim0"] = [0.004, 0.005, 0.006]
         f["xpcs/qmap/dynamic_v_list_dim1"] = [-45.0, 45.0]
         f["xpcs/twotime/processed_bins"] = np.arange(1, n_q * n_phi + 1)
+        f["xpcs/qmap/dynamic_index_mapping"] = np.arange(n_q * n_phi)  # no empty cell
     data = load(path, dt=DT, selection=Selection(q=0.0052))
     assert data.provenance["bins"] == [3, 4]
     assert data.provenance["bin_indices"] == [2, 3]
@@ -199,7 +193,7 @@ def test_angle_selection(sel, expected):
     want = np.where(want == 180.0, -180.0, want)  # normalised to [-180, 180)
     assert np.array_equal(data.phi, want)
     assert np.all((data.phi >= -180.0) & (data.phi < 180.0))
-    assert np.array_equal(data.c2, raw.c2[expected])
+    assert np.array_equal(data.c2, raw.matrices.c2[expected])
 
 
 def test_duplicate_angle_targets_dropped_with_warning():
@@ -255,7 +249,7 @@ def test_frame_slicing(tmp_path, start, end):
     path = write_npz(tmp_path / "frames.npz", raw)
     data = load(path, dt=DT, selection=Selection(start_frame=start, end_frame=end))
     e = N if end is None else end
-    assert np.array_equal(data.c2, raw.c2[:, start - 1 : e, start - 1 : e])
+    assert np.array_equal(data.c2, raw.matrices.c2[:, start - 1 : e, start - 1 : e])
     assert data.n_frames == e - start + 1
     assert data.start_frame == start
     assert data.t[0] == start * DT  # absolute times: t_0 = start_frame·dt
@@ -296,9 +290,6 @@ def _corrupt(case: str, arrays: dict) -> tuple[dict, float]:
     if case == "nan":
         c2[1, 3, 4] = np.nan
         c2[1, 5, 2] = np.inf
-    elif case == "diag":
-        c2[1, 2, 2] = 0.0
-        c2[1, 6, 6] = -1.0
     elif case == "q_zero":
         arrays["q"] = np.array([0.01, 0.0])
     elif case == "q_negative":
@@ -322,7 +313,6 @@ def _corrupt(case: str, arrays: dict) -> tuple[dict, float]:
     ("case", "fields"),
     [
         ("nan", ["c2", "2 non-finite", "(1, 3, 4)"]),
-        ("diag", ["c2", "2 non-positive diagonal", "(1, 2)"]),
         ("q_zero", ["q", "slot 1", "> 0"]),
         ("q_negative", ["q", "slot 0", "> 0"]),
         ("t_not_increasing", ["t", "strictly increasing", "index 5"]),
@@ -336,7 +326,7 @@ def _corrupt(case: str, arrays: dict) -> tuple[dict, float]:
 def test_validation_errors(tmp_path, case, fields):
     raw = make_raw([0.01, 0.01], [0.0, 90.0])
     arrays = {
-        "c2": raw.c2.copy(),
+        "c2": raw.matrices.c2.copy(),
         "q": raw.q,
         "phi": raw.phi,
         "t": production_grid(1, N, DT),
@@ -353,9 +343,20 @@ def test_validation_errors(tmp_path, case, fields):
         assert field in msg
 
 
+def test_zero_or_negative_diagonal_is_not_an_error(tmp_path):
+    """The fit never uses the diagonal, so its values are not checked."""
+    raw = make_raw([0.01, 0.01], [0.0, 90.0])
+    c2 = raw.matrices.c2.copy()
+    c2[1, 2, 2], c2[1, 6, 6] = 0.0, -1.0
+    path = tmp_path / "diag.npz"
+    np.savez(path, c2=c2, q=raw.q, phi=raw.phi)
+    data = load(path, dt=DT, selection=Selection(q_select="all"))
+    assert data.frame_mask is None and data.n_points == 2 * N * (N - 1) // 2
+
+
 def test_nan_outside_window_is_ignored(tmp_path):
     raw = make_raw([0.01], [0.0])
-    c2 = raw.c2.copy()
+    c2 = raw.matrices.c2.copy()
     c2[0, 0, 5] = c2[0, 5, 0] = np.nan
     path = tmp_path / "nan_edge.npz"
     np.savez(path, c2=c2, q=raw.q, phi=raw.phi)

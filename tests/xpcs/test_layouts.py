@@ -1,7 +1,8 @@
-"""HDF5/NPZ layout detection and raw readers (model spec §7.2)."""
+"""HDF5/NPZ layout detection, the metadata index and reading matrices through it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import h5py
@@ -9,16 +10,36 @@ import numpy as np
 import pytest
 
 from hpcfit.errors import DataError
-from hpcfit.xpcs.layouts import (
-    FlatKeys,
-    RawData,
-    detect_layout,
-    natural_key,
-    read_file,
-    rebuild_half,
-)
+from hpcfit.xpcs.arrays import natural_key, rebuild_half
+from hpcfit.xpcs.data import read_slots
+from hpcfit.xpcs.layouts import FlatKeys, detect_layout, index_file
 
 N = 8
+
+
+@dataclasses.dataclass
+class RawData:
+    """Every matrix of a file with its metadata, read through the index (small test files)."""
+
+    c2: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    t_file: np.ndarray | None
+    sigma: np.ndarray | None
+    layout: str
+    bins: list | None
+    warnings: tuple
+
+
+def read_file(path, layout="auto", keys=None) -> RawData:
+    index = index_file(path, layout=layout, keys=keys)
+    sink: list[str] = list(index.warnings)
+    c2 = read_slots(index, np.arange(index.n_bins), slice(None), sink)
+    bins = [o["bin"] for o in index.origin]
+    return RawData(
+        c2, index.q, index.phi, index.t_file, index.sigma, index.layout,
+        None if all(b is None for b in bins) else bins, tuple(sink),
+    )  # fmt: skip
 
 
 def sym_stack(n_bins: int, n: int = N, seed: int = 0) -> np.ndarray:
@@ -57,6 +78,8 @@ def write_aps_u(
             f["xpcs/qmap/dynamic_v_list_dim1"] = np.asarray(phi_list, dtype=np.float64)
         if bins is not None:
             f["xpcs/twotime/processed_bins"] = np.asarray(bins, dtype=np.int64)
+        n_cells = len(q_list) * (1 if phi_list is None else len(phi_list))
+        f["xpcs/qmap/dynamic_index_mapping"] = np.arange(n_cells)  # every cell non-empty
         for k, v in (times or {}).items():
             f[k] = v
     return path
@@ -107,21 +130,32 @@ def test_detect_layout(tmp_path, layout):
 
 
 @pytest.mark.parametrize(
-    ("extra", "expected"),
+    ("datasets", "found"),
     [
-        # every file also carries a flat /c2 and an exchange c2: order decides
-        ({"xpcs/twotime/correlation_map/c2_00001": 1, "xpcs/qmap/dynamic_v_list_dim0": 1}, "aps_u"),
-        ({"xpcs/dqlist": 1, "exchange/C2T_all/g2_00001": 1}, "aps_legacy"),
-        ({}, "exchange"),
-        # one APS-U marker alone does not identify APS-U
-        ({"xpcs/twotime/correlation_map/c2_00001": 1}, "exchange"),
+        ({"c2": np.eye(2), "exchange/twotime": np.eye(2)}, "exchange, flat"),
+        (
+            {
+                "c2": np.eye(2),
+                "xpcs/twotime/correlation_map/c2_00001": np.eye(2),
+                "xpcs/qmap/dynamic_v_list_dim0": [0.01],
+            },
+            "aps_u, flat",
+        ),
     ],
 )
-def test_detection_order(tmp_path, extra, expected):
-    datasets = {"c2": np.eye(2), "exchange/twotime": np.eye(2), **extra}
-    path = write_h5(tmp_path / "order.h5", datasets)
+def test_ambiguous_layout_is_an_error_unless_forced(tmp_path, datasets, found):
+    path = write_h5(tmp_path / "both.h5", datasets)
+    with pytest.raises(DataError, match=f"ambiguous HDF5 layout: the file matches {found}"):
+        index_file(path)
     with h5py.File(path, "r") as f:
-        assert detect_layout(f) == expected
+        with pytest.raises(DataError, match="set data.layout"):
+            detect_layout(f)
+
+
+def test_one_aps_u_marker_alone_does_not_identify_aps_u(tmp_path):
+    datasets = {"exchange/twotime": np.eye(2), "xpcs/twotime/correlation_map/c2_00001": 1}
+    with h5py.File(write_h5(tmp_path / "one.h5", datasets), "r") as f:
+        assert detect_layout(f) == "exchange"
 
 
 def test_detect_layout_flat_custom_key(tmp_path):
@@ -192,39 +226,17 @@ def test_aps_u_bins_to_q_phi_and_rebuild(tmp_path, store):
         phi_list,
         bins,
         store=store,
-        times={"xpcs/twotime/t": t, "xpcs/t": t * 2, "exchange/t": t * 3},
+        times={"xpcs/twotime/t": t},  # not a producer key: ignored
     )
     raw = read_file(path)
-    assert isinstance(raw, RawData)
     assert raw.layout == "aps_u"
     assert raw.bins == bins
     assert np.array_equal(raw.c2, c2)
     assert raw.c2.dtype == np.float64
     assert np.array_equal(raw.q, [0.004, 0.006, 0.006])
     assert np.array_equal(raw.phi, [0.0, -30.0, 30.0])
-    assert np.array_equal(raw.t_file, t)
+    assert raw.t_file is None
     assert raw.sigma is None and raw.warnings == ()
-
-
-@pytest.mark.parametrize(
-    ("times", "expected_factor"),
-    [({"xpcs/t": 2.0, "exchange/t": 3.0}, 2.0), ({"exchange/t": 3.0}, 3.0), ({}, None)],
-)
-def test_aps_u_time_precedence(tmp_path, times, expected_factor):
-    t = np.arange(1, N + 1, dtype=np.float64)
-    path = write_aps_u(
-        tmp_path / "t.h5",
-        sym_stack(1),
-        [0.01],
-        [0.0],
-        [1],
-        times={k: t * v for k, v in times.items()},
-    )
-    raw = read_file(path)
-    if expected_factor is None:
-        assert raw.t_file is None
-    else:
-        assert np.array_equal(raw.t_file, t * expected_factor)
 
 
 def test_aps_u_pairs_unpadded_names_in_natural_order(tmp_path):
@@ -273,22 +285,22 @@ def test_aps_legacy_reads_half_matrices(tmp_path, store):
         [0.003, 0.004, 0.005],
         [10.0, 20.0, 190.0],
         store=store,
-        times={"exchange/tau": t * 2, "xpcs/t": t * 3, "exchange/t": t},
     )
     raw = read_file(path)
-    assert raw.layout == "aps_legacy" and raw.bins is None
+    assert raw.layout == "aps_legacy" and raw.bins == [1, 2, 3]
     assert np.array_equal(raw.c2, c2)
     assert np.array_equal(raw.q, [0.003, 0.004, 0.005])
     assert np.array_equal(raw.phi, [10.0, 20.0, 190.0])  # not normalised yet
-    assert np.array_equal(raw.t_file, t)
+    assert raw.t_file is None
 
 
-def test_aps_legacy_time_falls_back_to_tau(tmp_path):
+def test_aps_legacy_tau_is_not_a_time_axis(tmp_path):
+    """``exchange/tau`` is the multi-tau lag list; the legacy layout has no time axis."""
     t = np.linspace(0.1, 0.8, N)
-    path = write_legacy(
-        tmp_path / "tau.h5", sym_stack(1), [0.003], [0.0], times={"exchange/tau": t, "xpcs/t": -t}
-    )
-    assert np.array_equal(read_file(path).t_file, t)
+    path = write_legacy(tmp_path / "tau.h5", sym_stack(1), [0.003], [0.0], times={"exchange/tau": t})
+    index = index_file(path)
+    assert index.t_file is None and index.dt_file is None
+    assert "measurement/instrument/detector/exposure_period" in index.dt_source
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,7 +415,7 @@ def test_forced_layout(tmp_path):
         {"c2": sym_stack(1)[0], "q": 0.01, "exchange/corr": sym_stack(1)[0] * 2, "exchange/q": 1},
     )
     with pytest.warns(UserWarning, match="phi = 0"):
-        assert read_file(path).layout == "exchange"
+        assert read_file(path, layout="exchange").layout == "exchange"
     with pytest.warns(UserWarning, match="phi = 0"):
         raw = read_file(path, layout="flat")
     assert raw.layout == "flat" and np.array_equal(raw.q, [0.01])
@@ -480,12 +492,12 @@ def _bad_file(tmp_path: Path, case: str) -> tuple[Path, dict]:
         ("missing_file", ["not found"]),
         ("extension", ["unsupported", ".txt", ".h5", ".hdf5", ".hdf", ".npz"]),
         ("corrupt_h5", ["HDF5"]),
-        ("apsu_count_mismatch", ["xpcs/twotime/processed_bins", "3", "2 matrices"]),
+        ("apsu_count_mismatch", ["xpcs/twotime/processed_bins", "3 labels", "expected 2"]),
         ("apsu_missing_bins", ["xpcs/twotime/processed_bins", "missing"]),
-        ("apsu_bin_range", ["xpcs/twotime/processed_bins", "bin 3", "1…2"]),
+        ("apsu_bin_range", ["xpcs/twotime/processed_bins", "label 3", "1…2"]),
         ("apsu_shape_mismatch", ["correlation_map/c2_00002", "same size"]),
         ("apsu_multi_no_phi", ["dynamic_v_list_dim1", "missing"]),
-        ("legacy_q_count", ["xpcs/dqlist", "3 values", "expected 2"]),
+        ("legacy_q_count", ["xpcs/dphilist", "2 values", "expected 3"]),
         ("legacy_not_square", ["exchange/C2T_all/g2_00001", "square"]),
         ("exchange_no_q", ["q", "q_val"]),
         ("flat_no_q", ["q: missing"]),

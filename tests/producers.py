@@ -170,7 +170,10 @@ def write_nexus(path: Path, n_frames: int = 16) -> Path:
         twotime = entry.create_group("twotime")
         twotime.attrs["NX_class"] = "NXdata"
         c2 = np.stack(
-            [np.triu(matrix(int(c), n_frames, EMPTY_FRAMES.get(b + 1, ()))) for b, c in enumerate(part.cells)]
+            [
+                np.triu(matrix(int(c), n_frames, EMPTY_FRAMES.get(b + 1, ())))
+                for b, c in enumerate(part.cells)
+            ]
         ).astype(np.float32)
         ds = twotime.create_dataset("two_time_corr_func", data=c2, compression="lzf")
         ds.attrs.update(

@@ -2,9 +2,10 @@
 
 ``load`` = ``index_file`` (:mod:`hpcfit.xpcs.layouts`, metadata only) + ``select``: q selection,
 then angle selection, then the frame window and stride — all on metadata — then only the selected
-matrices are read (float64, one at a time), empty frames are dropped per slot, and ``validate``. Every failure is a one-line
-:class:`~hpcfit.errors.DataError` naming the file, the field and what was expected; warnings go
-through :func:`warnings.warn` (UserWarning) and are recorded in ``provenance["warnings"]``.
+matrices are read (float64, one at a time), empty frames are dropped per slot, and ``validate``.
+Every failure is a one-line :class:`~hpcfit.errors.DataError` naming the file, the field and
+what was expected; warnings go through :func:`warnings.warn` (UserWarning) and are recorded in
+``provenance["warnings"]``.
 
 Decisions where the spec is silent:
 
@@ -41,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from hpcfit.errors import DataError
-from hpcfit.xpcs.dataset import XpcsData, normalise_phi
 from hpcfit.xpcs.arrays import rebuild_half
+from hpcfit.xpcs.dataset import XpcsData, normalise_phi
 from hpcfit.xpcs.layouts import FileIndex, FlatKeys, index_file
 
 Q_SELECT = ("nearest", "tolerance", "all")

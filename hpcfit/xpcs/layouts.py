@@ -318,7 +318,9 @@ def _scalar(h5: Any, name: str, src: str) -> float:
     """A scalar that producers store as (), (1,) or (1, 1)."""
     v = _vector(_read(h5, name, src), src, name)
     if v.size != 1:
-        raise DataError(f"{src}: {name}: expected one value (a scalar or shape (1, 1)), got {v.size}")
+        raise DataError(
+            f"{src}: {name}: expected one value (a scalar or shape (1, 1)), got {v.size}"
+        )
     return float(v[0])
 
 
@@ -359,7 +361,9 @@ def _group_matrices(h5: Any, group: str, src: str) -> tuple[list[str], int, np.d
     for name in names:
         shape, dt = _matrix_meta(g[name], src, f"{group}/{name}")
         if len(shape) != 2 or shape[0] != shape[1]:
-            raise DataError(f"{src}: {group}/{name}: expected a square N×N matrix, got shape {shape}")
+            raise DataError(
+                f"{src}: {group}/{name}: expected a square N×N matrix, got shape {shape}"
+            )
         if first is None:
             first, dtype = shape, dt
         elif shape != first:
@@ -581,7 +585,7 @@ def _index_aps_legacy(h5: Any, src: str, sink: list[str]) -> FileIndex:
         bins, pairing = np.arange(1, n + 1), "position"
     cell = cells[bins - 1]
     phi = _phi_or_default(None if dphi is None else dphi[cell], n, src, LEGACY_DPHI, sink)
-    via = f" (bin {{b}} = finite entry {{c}})" if compressed else ""
+    via = " (bin {b} = finite entry {c})" if compressed else ""
     origin = tuple(
         {
             "dataset": f"{LEGACY_C2}/{name}",
@@ -873,4 +877,3 @@ def index_file(path: str | Path, layout: str = "auto", keys: FlatKeys | None = N
     if suffix in NPZ_SUFFIXES:
         return _index_npz(path, layout, keys)
     return _index_hdf5(path, layout, keys)
-

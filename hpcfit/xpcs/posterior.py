@@ -60,7 +60,9 @@ class ShardData(NamedTuple):
 def _layout_problem(data: SlotGrid, space: ParamSpace) -> Problem:
     """A Problem with the dataset's grid and slots but no points: only its layout is used."""
     empty_i = np.zeros(0, dtype=np.int32)
-    return Problem(space, data.t, data.step, data.q, data.phi, empty_i, empty_i, empty_i, np.zeros(0))
+    return Problem(
+        space, data.t, data.step, data.q, data.phi, empty_i, empty_i, empty_i, np.zeros(0)
+    )
 
 
 def _check_sigma(sigma: np.ndarray, n_phi: int) -> np.ndarray:

@@ -43,7 +43,9 @@ class Problem:
     @classmethod
     def from_data(cls, data: XpcsData, space: ParamSpace) -> Problem:
         pooled = data.pooled()
-        return cls(space, data.t, data.step, data.q, data.phi, pooled.a, pooled.i, pooled.j, pooled.y)
+        return cls(
+            space, data.t, data.step, data.q, data.phi, pooled.a, pooled.i, pooled.j, pooled.y
+        )
 
     @property
     def n_phi(self) -> int:

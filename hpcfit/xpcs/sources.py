@@ -79,7 +79,9 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
     full = embedded()
     if cfg.start_frame == 1 and cfg.end_frame is None:
         return full
-    index = in_memory(full.c2, full.q, full.phi, path="embedded", layout="embedded", sigma=full.sigma)
+    index = in_memory(
+        full.c2, full.q, full.phi, path="embedded", layout="embedded", sigma=full.sigma
+    )
     window = select(
         index,
         Selection(start_frame=cfg.start_frame, end_frame=cfg.end_frame),

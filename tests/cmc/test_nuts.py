@@ -137,7 +137,9 @@ def test_starts_follow_jitter_rule():
     mass = numpyro_model(target, PRECOND, 2, "mass")
     p_mass, _ = initial_params(target, DATA, PRECOND, mass, MASS, k_init)
     u0 = PRECOND.u_hat + np.asarray(expected) @ PRECOND.chol.T
-    np.testing.assert_allclose(np.stack([p_mass[n] for n in NAMES], axis=1), u0, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(
+        np.stack([p_mass[n] for n in NAMES], axis=1), u0, rtol=1e-14, atol=1e-15
+    )
 
 
 def test_non_finite_starts_are_redrawn():

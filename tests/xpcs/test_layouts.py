@@ -278,7 +278,6 @@ def test_aps_u_single_matrix_without_phi_list_defaults_to_zero(tmp_path):
 @pytest.mark.parametrize("store", ["upper", "lower"])
 def test_aps_legacy_reads_half_matrices(tmp_path, store):
     c2 = sym_stack(3, seed=5)
-    t = np.linspace(0.1, 0.8, N)
     path = write_legacy(
         tmp_path / "legacy.hdf",
         c2,
@@ -297,7 +296,9 @@ def test_aps_legacy_reads_half_matrices(tmp_path, store):
 def test_aps_legacy_tau_is_not_a_time_axis(tmp_path):
     """``exchange/tau`` is the multi-tau lag list; the legacy layout has no time axis."""
     t = np.linspace(0.1, 0.8, N)
-    path = write_legacy(tmp_path / "tau.h5", sym_stack(1), [0.003], [0.0], times={"exchange/tau": t})
+    path = write_legacy(
+        tmp_path / "tau.h5", sym_stack(1), [0.003], [0.0], times={"exchange/tau": t}
+    )
     index = index_file(path)
     assert index.t_file is None and index.dt_file is None
     assert "measurement/instrument/detector/exposure_period" in index.dt_source

@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/kuramoto_bench.py
 	$(PY) benchmarks/nrpt_bench.py --scale-sizes 16 48
 	$(PY) benchmarks/device_crossover.py
+	$(PY) benchmarks/real_file_io.py
 	$(PY) benchmarks/report.py --write
 
 clean:

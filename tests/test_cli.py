@@ -221,7 +221,9 @@ def test_file_run_uses_default_run_directory(tmp_path: Path) -> None:
     assert proc.returncode in (0, 4), proc.stderr
     record = json.loads((tmp_path / "runs" / "test-run" / "run.json").read_text())
     assert record["data"]["provenance"]["layout"] == "npz"
-    assert record["data"]["provenance"]["dt_source"] == "t"  # data.dt unset: the file's axis
+    assert (
+        record["data"]["provenance"]["dt_source"] == "t (median spacing)"
+    )  # data.dt unset: the file axis
     assert record["data"]["dt"] == pytest.approx(SMALL.dt, rel=1e-12)
     assert record["exit_code"] == proc.returncode
 

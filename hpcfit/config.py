@@ -88,6 +88,7 @@ class FileData:
     q: float | None = None  # target q, 1/Å
     q_select: QSelect = QSelect.nearest
     q_tolerance: float = 0.0
+    q_max_rel_distance: float | None = 0.25  # nearest: error beyond this relative distance
     phi: list[float] | None = None  # target angles, deg; null = all
     phi_ranges: list[Any] | None = None  # wrap-aware [lo, hi] pairs, deg
     phi_tolerance: float = 5.0

@@ -71,6 +71,13 @@ def _validate_data(data: Any) -> None:
         if data.q is not None:
             _positive("data.q", data.q)
         _require(data.q_tolerance >= 0, "data.q_tolerance", "a value >= 0", data.q_tolerance)
+        if data.q_max_rel_distance is not None:
+            _require(
+                data.q_max_rel_distance >= 0,
+                "data.q_max_rel_distance",
+                "null or a value >= 0",
+                data.q_max_rel_distance,
+            )
         _positive("data.phi_tolerance", data.phi_tolerance)
         _require(
             data.phi is None or data.phi_ranges is None,

@@ -10,7 +10,9 @@ what was expected; warnings go through :func:`warnings.warn` (UserWarning) and a
 Decisions where the spec is silent:
 
 - q *nearest* keeps every bin whose q is exactly equal to the bin q closest to the target
-  (non-finite q never count as closest). With ``q = None`` it needs exactly one distinct q.
+  (non-finite q never count as closest); a target farther than ``q_max_rel_distance`` (default
+  0.25, relative to that bin's q; None: no limit) is an error listing the available q, so a
+  mistyped q (0.054 for 0.0054) never fits another bin silently. With ``q = None`` it needs exactly one distinct q.
   *tolerance* needs a target. Negative tolerances are errors.
 - Angles are compared after normalising to [−180, 180); the circular distance is
   ``|((φ − target + 180) mod 360) − 180|``. A target picks the nearest *angle* among the bins
@@ -58,6 +60,7 @@ class Selection:
     q: float | None = None
     q_select: str = "nearest"
     q_tolerance: float = 0.0
+    q_max_rel_distance: float | None = 0.25
     phi: tuple[float, ...] | None = None
     phi_ranges: tuple[tuple[float, float], ...] | None = None
     phi_tolerance: float = 5.0
@@ -126,7 +129,15 @@ def _select_q(q: np.ndarray, sel: Selection, src: str) -> np.ndarray:
         dist[~np.isfinite(dist)] = np.inf
         if not np.isfinite(dist).any():
             raise DataError(f"{src}: data.q: no finite q in the file; {available}")
-        return idx[q == q[int(np.argmin(dist))]]
+        best = q[int(np.argmin(dist))]
+        limit = sel.q_max_rel_distance
+        if limit is not None and abs(best - sel.q) > limit * abs(best):
+            raise DataError(
+                f"{src}: data.q: {sel.q:g} is {abs(best - sel.q) / abs(best):.3g} (relative) from "
+                f"the nearest bin q = {best:g}, beyond data.q_max_rel_distance = {limit:g}; "
+                f"{available}"
+            )
+        return idx[q == best]
     # tolerance
     if sel.q is None:
         raise DataError(f"{src}: data.q: required with q_select=tolerance; {available}")

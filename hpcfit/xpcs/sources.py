@@ -46,6 +46,7 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
                 q=cfg.q,
                 q_select=cfg.q_select.value,
                 q_tolerance=cfg.q_tolerance,
+                q_max_rel_distance=cfg.q_max_rel_distance,
                 phi=None if cfg.phi is None else tuple(cfg.phi),
                 phi_ranges=None if cfg.phi_ranges is None else tuple(map(tuple, cfg.phi_ranges)),
                 phi_tolerance=cfg.phi_tolerance,

@@ -432,3 +432,23 @@ def test_missing_phi_warning_reaches_provenance(tmp_path):
         data = load(path, dt=DT)
     assert np.array_equal(data.phi, [0.0])
     assert len(data.provenance["warnings"]) == 1
+
+
+@pytest.mark.parametrize("target", [0.054, 5.0, 0.0001])
+def test_nearest_q_beyond_the_distance_limit_is_an_error(target):
+    """A mistyped q (0.054 for 0.0054) must not silently fit the 0.0108 bins."""
+    raw = make_raw([0.0054, 0.0054, 0.0108], [0.0, 90.0, 0.0])
+    with pytest.raises(DataError) as exc:
+        select(raw, Selection(q=target), dt=DT, source="two_q.h5")
+    msg = str(exc.value)
+    assert "data.q_max_rel_distance = 0.25" in msg and "[0.0054, 0.0108]" in msg
+    data = select(raw, Selection(q=target, q_max_rel_distance=None), dt=DT, source="two_q.h5")
+    assert data.n_phi in (1, 2)
+
+
+def test_nearest_q_within_the_limit_picks_the_bin():
+    raw = make_raw([0.0054, 0.0054, 0.0108], [0.0, 90.0, 0.0])
+    data = select(raw, Selection(q=0.0066), dt=DT, source="two_q.h5")  # 22 % from 0.0054
+    assert data.q.tolist() == [0.0054, 0.0054]
+    with pytest.raises(DataError, match="0.222 .relative."):
+        select(raw, Selection(q=0.0066, q_max_rel_distance=0.2), dt=DT, source="two_q.h5")

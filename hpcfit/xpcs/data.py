@@ -12,8 +12,8 @@ Decisions where the spec is silent:
 - q *nearest* keeps every bin whose q is exactly equal to the bin q closest to the target
   (non-finite q never count as closest); a target farther than ``q_max_rel_distance`` (default
   0.25, relative to that bin's q; None: no limit) is an error listing the available q, so a
-  mistyped q (0.054 for 0.0054) never fits another bin silently. With ``q = None`` it needs exactly one distinct q.
-  *tolerance* needs a target. Negative tolerances are errors.
+  mistyped q (0.054 for 0.0054) never fits another bin silently. With ``q = None`` it needs
+  exactly one distinct q. *tolerance* needs a target. Negative tolerances are errors.
 - Angles are compared after normalising to [−180, 180); the circular distance is
   ``|((φ − target + 180) mod 360) − 180|``. A target picks the nearest *angle* among the bins
   left by q selection and keeps every bin at that angle (with q_select tolerance/all that is one

@@ -33,12 +33,13 @@ def setup(comm: Comm, cfg: Config) -> dict[str, Any]:
     from hpcfit.runtime import pin
     from hpcfit.runtime.process import check_devices, configure
 
-    node = comm.split_shared()
-    role = assign_role(node, cfg)
-    sets = node.bcast(node.gather(sorted(pin.allowed_cpus())))
-    decision = pin.plan([frozenset(s) for s in sets], node.rank, cores_per_rank(cfg))
+    with comm.split_shared() as node:
+        role = assign_role(node, cfg)
+        sets = node.bcast(node.gather(sorted(pin.allowed_cpus())))
+        local_rank = node.rank
+    decision = pin.plan([frozenset(s) for s in sets], local_rank, cores_per_rank(cfg))
     affinity = pin.apply(decision)
-    if decision.warning and node.rank == 0:
+    if decision.warning and local_rank == 0:
         log.warning("CPU pinning: %s", decision.warning)
     chains = cfg.cmc.num_chains if cfg.workload.name is Workload.xpcs else None
     configure(device_count=chains)
@@ -102,12 +103,13 @@ def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm) -> int
     leader = gpu_ranks[0]
     facts = comm.bcast(facts if comm.rank == 0 else None)
     on_gpu = comm.rank in gpu_ranks
-    work = comm.split(0 if on_gpu else 1)
     code = None
-    if on_gpu:
-        if comm.rank == leader:
-            log.info("%s runs on the GPU ranks %s", cfg.workload.name.value, gpu_ranks)
-        code = _run_workload(cfg, run_dir, resolved, work, facts if comm.rank == leader else None)
+    with comm.split(0 if on_gpu else 1) as work:
+        if on_gpu:
+            if comm.rank == leader:
+                log.info("%s runs on the GPU ranks %s", cfg.workload.name.value, gpu_ranks)
+            leader_facts = facts if comm.rank == leader else None
+            code = _run_workload(cfg, run_dir, resolved, work, leader_facts)
     return comm.bcast(code, root=leader)
 
 

@@ -310,7 +310,7 @@ def _logged_attempt(rank: int) -> Callable[..., Any]:
         _flush_logs()
         res = run_attempt(*args, shard_id=shard_id, attempt=attempt, **kwargs)
         log.info(
-            "rank %d end shard %d attempt %d: %s (%.1f s)",
+            "rank %d end shard %d attempt %d: sampler %s (%.1f s)",
             rank,
             shard_id,
             attempt,

@@ -7,6 +7,7 @@ escapes. ``exclusion_report`` applies the global guard to the per-shard outcomes
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ import numpy as np
 
 from hpcfit.cmc.diagnostics import Gates, apply_gates, shard_diagnostics
 from hpcfit.cmc.nuts import NutsSettings, attempt_settings, run_attempt
+
+log = logging.getLogger("hpcfit")
 
 POLICIES = ("retry", "exclude", "abort")
 STATUSES = ("ok", "excluded", "failed")
@@ -93,6 +96,18 @@ def run_shard(
             attempt_fn, target, data, precond, n_shards, seed, shard_id, r, s, gates
         )
         attempts.append(rec)
+        if rec["status"] != "ok":
+            last = r + 1 == n_attempts
+            log.warning(
+                "shard %d attempt %d: %s — %s; %s",
+                shard_id,
+                r,
+                rec["status"],
+                "; ".join(rec["gate_failures"]) or rec["message"] or rec["error_type"],
+                f"shard {'failed' if on_failure == 'abort' else 'excluded'}"
+                if last
+                else "retrying",
+            )
         if kept is not None:
             draws_u, draws_theta, diag = kept
             wall = time.perf_counter() - t0

@@ -21,7 +21,6 @@ from scipy.special import log_ndtr, ndtr
 from hpcfit.io.atomic import write_json
 
 QUANTILES = (("q2.5", 0.025), ("q16", 0.16), ("q50", 0.5), ("q84", 0.84), ("q97.5", 0.975))
-STATS = ("mean", "sd") + tuple(k for k, _ in QUANTILES)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 

@@ -148,15 +148,18 @@ def run(
     dev = device_mod.resolve_entry_device(device, score=score)
     placement = jax.default_device(dev) if dev is not None else contextlib.nullcontext()
     with placement:
-        work = _Run(target, n_chains, n_rounds, n_expl, seed, comm_, dev, use_scan, a_star)
-        work.configure(first_ladder)
+        work = _Run(
+            target, n_chains, n_rounds, n_expl, seed, comm_, dev, use_scan, a_star, first_ladder
+        )
         return work.execute(on_round, checkpoint_dir)
 
 
 class _Run:
     """One run's state on one rank (kept off the public API)."""
 
-    def __init__(self, target, n_chains, n_rounds, n_expl, seed, comm, dev, use_scan, a_star):
+    def __init__(
+        self, target, n_chains, n_rounds, n_expl, seed, comm, dev, use_scan, a_star, first_ladder
+    ):
         self.target, self.comm, self.dev, self.use_scan = target, comm, dev, use_scan
         self.a_star = a_star
         self.n, self.n_rounds, self.n_expl, self.seed = n_chains, n_rounds, n_expl, seed
@@ -165,11 +168,7 @@ class _Run:
             b - a for a, b in (load_balance(n_chains, comm.size, p) for p in range(comm.size))
         ]
         self.engine = get_engine(target, n_chains, n_expl, 2**n_rounds)
-        self.configure(uniform_ladder(n_chains))
-
-    def configure(self, first_ladder: np.ndarray) -> None:
-        """Set the first round's ladder and the checkpoint configuration that includes it."""
-        self.first_ladder = first_ladder
+        self.first_ladder = first_ladder  # the first round's ladder, part of the checkpoint key
         self.config = ckpt.run_config(
             self.target.fingerprint_doc(),
             self.n,

@@ -96,8 +96,3 @@ def deo_swap_host(
         if v[lo] < (betas[i] - betas[i + 1]) * (e1[lo] - e1[hi]):
             at_chain[i], at_chain[i + 1] = hi, lo
             chains[lo], chains[hi] = i + 1, i
-
-
-def swap_log_ratio(e_lo: Any, e_hi: Any, beta_lo: Any, beta_hi: Any) -> Any:
-    """Δ = (β_i − β_{i+1})·(E_1(x_lo) − E_1(x_hi)) (the log acceptance ratio of one pair)."""
-    return (beta_lo - beta_hi) * (e_lo - e_hi)

@@ -222,10 +222,6 @@ class IsingTarget(AbstractTarget):
         out[..., self.perm] = values
         return out
 
-    def from_node_order(self, spins: np.ndarray) -> np.ndarray:
-        """Spins (..., n) in model order → internal order (for tests and external states)."""
-        return np.asarray(spins)[..., self.perm]
-
     def fingerprint_doc(self) -> dict[str, Any]:
         return self.model.fingerprint_doc()
 

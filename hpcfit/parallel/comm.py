@@ -2,9 +2,12 @@
 
 Every stage takes a ``comm``; only this module imports mpi4py, so every stage and pipeline runs in
 plain pytest on :class:`SerialComm`. :class:`MPIComm` works on a *clone* of ``COMM_WORLD`` so
-library traffic never mixes with other users of the world communicator. Lower-case methods move
-picklable Python objects (metadata, records of a few MB); the capitalised ``Scatterv``/``Gatherv``
-move contiguous float64/int arrays through buffers.
+library traffic never mixes with other users of the world communicator: one clone per process
+(progress notes use their own tag on it; MPI never matches point-to-point messages with
+collectives), and every sub-communicator (``split``, ``split_shared``) is owned by the
+``MPIComm`` that wraps it and released by :meth:`MPIComm.free` (or ``with``). Lower-case methods
+move picklable Python objects (metadata, records of a few MB); the capitalised
+``Scatterv``/``Gatherv`` move contiguous float64/int arrays through buffers.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ class Comm(Protocol):
         ...
 
     def abort(self, code: int = 1) -> None: ...
+
+    def free(self) -> None:
+        """Release the communicator (a no-op for the serial twin); later use is an error."""
+        ...
+
+    def __enter__(self) -> Comm: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def post(self, obj: Any, dest: int = 0) -> None:
         """Send a small note to ``dest`` without waiting (progress lines; never a collective)."""
@@ -132,6 +143,15 @@ class SerialComm:
     def split(self, color: int) -> SerialComm:
         return self
 
+    def free(self) -> None:
+        return None
+
+    def __enter__(self) -> SerialComm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def abort(self, code: int = 1) -> None:
         sys.stderr.flush()
         raise SystemExit(code)
@@ -148,14 +168,17 @@ class SerialComm:
 
 
 class MPIComm:
-    """mpi4py on a clone of ``COMM_WORLD`` (or of a given communicator)."""
+    """mpi4py on one clone of ``COMM_WORLD`` (or of a given communicator), freed by
+    :meth:`free`; use it as a context manager where its life is a block."""
 
-    def __init__(self, comm: Any = None) -> None:
+    def __init__(self, comm: Any = None, *, _owned: Any = None) -> None:
         from mpi4py import MPI
 
         self._mpi = MPI
-        self._comm = (comm if comm is not None else MPI.COMM_WORLD).Clone()
-        self._note_comm = self._comm.Clone()  # point-to-point notes never meet collectives
+        if _owned is not None:  # a communicator this object was handed (split results)
+            self._comm = _owned
+        else:
+            self._comm = (comm if comm is not None else MPI.COMM_WORLD).Clone()
         self._pending: list[Any] = []  # ("local", note) or ("sent", request)
         self._lock = threading.Lock()  # a progress thread may poll while the main thread posts
 
@@ -254,11 +277,23 @@ class MPIComm:
 
     def split_shared(self) -> MPIComm:
         node = self._comm.Split_type(self._mpi.COMM_TYPE_SHARED, key=self.rank)
-        return MPIComm(node)
+        return MPIComm(_owned=node)
 
     def split(self, color: int) -> MPIComm:
         self._arrive()
-        return MPIComm(self._comm.Split(int(color), key=self.rank))
+        return MPIComm(_owned=self._comm.Split(int(color), key=self.rank))
+
+    def free(self) -> None:
+        """Release the communicator (collective over its ranks); idempotent."""
+        if self._comm != self._mpi.COMM_NULL:
+            self.flush_posts()
+            self._comm.Free()
+
+    def __enter__(self) -> MPIComm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.free()
 
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()
@@ -270,7 +305,7 @@ class MPIComm:
             if dest == self.rank:
                 self._pending.append(("local", obj))
             else:
-                request = self._note_comm.isend(obj, dest=dest, tag=_NOTE_TAG)
+                request = self._comm.isend(obj, dest=dest, tag=_NOTE_TAG)
                 self._pending.append(("sent", request))
 
     def poll(self) -> list[Any]:
@@ -278,8 +313,8 @@ class MPIComm:
             notes = [obj for kind, obj in self._pending if kind == "local"]
             self._pending = [p for p in self._pending if p[0] != "local"]
             any_source = self._mpi.ANY_SOURCE
-            while self._note_comm.iprobe(source=any_source, tag=_NOTE_TAG):
-                notes.append(self._note_comm.recv(source=any_source, tag=_NOTE_TAG))
+            while self._comm.iprobe(source=any_source, tag=_NOTE_TAG):
+                notes.append(self._comm.recv(source=any_source, tag=_NOTE_TAG))
         return notes
 
     def flush_posts(self) -> None:

@@ -240,3 +240,20 @@ def test_real_sampler_gets_the_retry_settings():
     assert abs(seen[2].target_accept - 0.9675) < 1e-12
     assert [r.attempt for r in seen] == [0, 1, 2]
     assert not np.array_equal(seen[0].draws_u, seen[1].draws_u)  # keyed by attempt
+
+
+def test_failing_gates_are_named_on_the_console(caplog):
+    """A retried attempt says which gate failed and with what value, then that it retries."""
+    with caplog.at_level("WARNING", logger="hpcfit"):
+        shard(Fake("split", "good"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "hpcfit"]
+    assert len(lines) == 1
+    assert lines[0].startswith("shard 0 attempt 0: gates_failed — max_rhat: ")
+    assert "R-hat = " in lines[0] and "> 1.05" in lines[0] and lines[0].endswith("; retrying")
+
+
+def test_last_failing_attempt_says_what_happens_to_the_shard(caplog):
+    with caplog.at_level("WARNING", logger="hpcfit"):
+        shard(Fake("bad_init"), on_failure="exclude")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "hpcfit"]
+    assert line.startswith("shard 0 attempt 0: bad_init — ") and line.endswith("; shard excluded")

@@ -43,3 +43,9 @@ def test_serial_notes_come_back_in_order() -> None:
     comm.flush_posts()
     assert comm.poll() == [{"shard_id": 0}, {"shard_id": 1}]
     assert comm.poll() == []
+
+
+def test_serial_comm_frees_as_a_context_manager() -> None:
+    with SerialComm() as comm, comm.split(3) as sub:
+        assert sub is comm and comm.split_shared() is comm
+    comm.free()  # idempotent no-op

@@ -242,3 +242,31 @@ def test_run_id_rule(env: dict[str, str], expected: str) -> None:
 
 def test_run_id_without_environment_is_unique() -> None:
     assert default_run_id({}) != default_run_id({})
+
+
+SIZE_CASES = {
+    # 3 angles × 5 frames = 30 pooled points for 10 free physics + 6 scaling quantities
+    "too few points per free quantity": (
+        ["data.n_frames=5", "cmc.enabled=false"],
+        "30 pooled points (3 slot(s) of 5 frames) for 16 free quantities",
+    ),
+    "more shards than points": (
+        ["data.n_frames=12", "cmc.n_shards=100000"],
+        "cmc.n_shards: cmc.n_shards = 100000 exceeds the 198 pooled points",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_CASES))
+def test_size_checks_fail_before_the_warm_start(case: str, tmp_path: Path) -> None:
+    """Data too small for the fit, or more shards than points: exit 2 before any NLSQ work."""
+    extra, needle = SIZE_CASES[case]
+    proc = hpcfit("data=synthetic", *extra, "hydra.run.dir=out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "nlsq").exists()
+    log = tmp_path / "out" / "rank-0.log"
+    assert not log.exists() or "NLSQ" not in log.read_text()
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "failed" and record["exit_code"] == 2

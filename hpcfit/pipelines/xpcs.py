@@ -130,6 +130,7 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
     data = load_configured(cfg.data)
     space = cfg.model.space()
     record.set(data=describe_data(data))
+    check_sizes(cfg, data, space, n_ranks)
     log.info(
         "data: %s, %d angles × %d frames, %d pooled points",
         data.provenance.get("file", data.provenance.get("source")),
@@ -165,6 +166,30 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
         return prepared, Status(EXIT_WARM_START, "warm_start_unusable", message)
     plan_cmc(cfg, run_dir, record, prepared, n_ranks)
     return prepared, Status(EXIT_OK, "ok", final=False)
+
+
+def check_sizes(cfg: Config, data: XpcsData, space: Any, n_ranks: int) -> None:
+    """Size checks that need the selected data, before any fit: enough points per free
+    quantity, and a pinned ``cmc.n_shards`` no larger than the points."""
+    from hpcfit.cmc.plan import resolve_n_shards
+    from hpcfit.errors import ConfigError
+    from hpcfit.xpcs.data import require_enough_points
+
+    source = str(data.provenance.get("file", data.provenance.get("source", "data")))
+    require_enough_points(data, space.n_free(data.n_phi), source=source)
+    if cfg.cmc.enabled:
+        c = cfg.cmc
+        try:
+            resolve_n_shards(
+                c.n_shards,
+                data.n_points,
+                n_ranks,
+                c.max_points_per_shard,
+                c.min_points_per_shard,
+                c.min_shards_per_rank,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"cmc.n_shards: {exc}") from None
 
 
 def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:

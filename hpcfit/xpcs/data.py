@@ -50,6 +50,8 @@ from hpcfit.xpcs.layouts import FileIndex, FlatKeys, index_file
 
 Q_SELECT = ("nearest", "tolerance", "all")
 SYMMETRY_RTOL = 1e-6
+MIN_POINTS_PER_FREE = 10
+"""Pooled points a fit needs per free quantity (and each slot more than its own two)."""
 T_SPACING_RTOL = 1e-6
 
 
@@ -452,4 +454,26 @@ def _validate_time(t: np.ndarray, n: int, dt: float, src: str, sink: list[str]) 
             f"{src}: t: median spacing {spacing:.9g} s differs from dt = {dt:.9g} s by more than "
             f"{T_SPACING_RTOL:g}·dt; the model uses dt",
             sink,
+        )
+
+
+def require_enough_points(data: XpcsData, n_free: int, *, source: str) -> None:
+    """At least :data:`MIN_POINTS_PER_FREE` pooled points per free quantity, and each slot more
+    points than its own contrast and offset; a :class:`DataError` otherwise (before any fit)."""
+    n = data.slot_sizes()
+    per_slot = n * (n - 1) // 2
+    need = MIN_POINTS_PER_FREE * n_free
+    if data.n_points < need:
+        raise DataError(
+            f"{source}: {data.n_points} pooled points ({data.n_phi} slot(s) of "
+            f"{data.n_frames} frames) for {n_free} free quantities; expected at least "
+            f"{MIN_POINTS_PER_FREE} per free quantity ({need}): select more frames or angles, "
+            "or fix parameters (model.fixed)"
+        )
+    thin = np.flatnonzero(per_slot <= 2)
+    if thin.size:
+        a = int(thin[0])
+        raise DataError(
+            f"{source}: slot {a} has {int(per_slot[a])} pooled points; expected more than its "
+            "contrast and offset (2)"
         )

@@ -82,6 +82,10 @@ class ParamSpace:
     def free_index(self) -> np.ndarray:
         return np.flatnonzero(self.vary)
 
+    def n_free(self, n_phi: int) -> int:
+        """Free quantities of a fit over ``n_phi`` slots: physics, then contrast_a, offset_a."""
+        return int(self.free_index.size) + n_phi * (int(self.vary_contrast) + int(self.vary_offset))
+
     def full(self, free_values: np.ndarray) -> np.ndarray:
         """Insert free physics values into the start vector (fixed ones keep their value)."""
         out = self.start.copy()

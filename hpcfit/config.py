@@ -166,6 +166,14 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class CoarseConfig:
+    """Coarse stage of the warm start on long maps (``hpcfit.xpcs.coarse``)."""
+
+    frames: int = 128  # frames kept (every k-th); maps shorter than 2× this skip the stage; 0: off
+    starts: int = 8  # configured start, its label swap, then Latin-hypercube starts
+
+
+@dataclass(frozen=True)
 class MultistartConfig:
     n: int = 0  # 0 = off; otherwise the configured start plus n − 1 Latin-hypercube starts
     seed: int = 0
@@ -186,6 +194,7 @@ class NlsqConfig:
     max_nfev: int = 2000
     sigma: list[float] | None = None  # known noise level per slot (one value: all slots)
     multistart: MultistartConfig = field(default_factory=MultistartConfig)
+    coarse: CoarseConfig = field(default_factory=CoarseConfig)
     jac_chunk_bytes: int = 256 * 2**20
 
 

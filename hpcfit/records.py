@@ -18,6 +18,10 @@ class WarmStartFlag(Enum):
     max_nfev = ("evaluation budget exhausted with finite results below the start cost", True)
     singular = ("JᵀJ is rank-deficient; some parameters are unidentified", True)
     scaling_unidentified = ("a slot shows no dynamics; its contrast is held", True)
+    chi2_out_of_range = (
+        "with σ known, χ²_red lies outside 1 ± 5/√dof: a wrong basin, σ or model",
+        False,
+    )
     no_progress = ("the solver did not move from the start", False)
     nonfinite = ("NaN or Inf in the parameters, cost or residuals", False)
     error = ("the solver raised", False)

@@ -137,6 +137,8 @@ def _validate_nlsq(nlsq: NlsqConfig) -> None:
         _require(0 < value < 1, f"nlsq.{key}", "a value in (0, 1)", value)
     _require(nlsq.max_nfev >= 1, "nlsq.max_nfev", "an integer >= 1", nlsq.max_nfev)
     _require(nlsq.multistart.n >= 0, "nlsq.multistart.n", "an integer >= 0", nlsq.multistart.n)
+    _require(nlsq.coarse.frames >= 0, "nlsq.coarse.frames", "an integer >= 0", nlsq.coarse.frames)
+    _require(nlsq.coarse.starts >= 1, "nlsq.coarse.starts", "an integer >= 1", nlsq.coarse.starts)
     _require(
         nlsq.multistart.seed >= 0, "nlsq.multistart.seed", "an integer >= 0", nlsq.multistart.seed
     )

@@ -270,3 +270,19 @@ def test_size_checks_fail_before_the_warm_start(case: str, tmp_path: Path) -> No
     assert not log.exists() or "NLSQ" not in log.read_text()
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["status"] == "failed" and record["exit_code"] == 2
+
+
+@pytest.mark.parametrize("cmc", ["cmc.enabled=false", "cmc.enabled=true"])
+def test_absurd_chi2_with_known_sigma_exits_4_with_a_reason(cmc: str, tmp_path: Path) -> None:
+    """σ given as half the truth: χ²_red ≈ 4 is no normal result; the job stops with exit 4."""
+    proc = hpcfit(
+        "data=synthetic", "data.n_frames=30", cmc, "nlsq.sigma=[0.001]", "hydra.run.dir=out",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stderr
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "warm_start_unusable" and record["exit_code"] == 4
+    assert "chi2_out_of_range; χ²_red = " in record["message"]
+    assert "try more starts" in record["message"]
+    assert "chi2_out_of_range" in proc.stdout + proc.stderr
+    assert not (tmp_path / "out" / "cmc" / "shards").exists()

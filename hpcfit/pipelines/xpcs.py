@@ -156,16 +156,33 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
     if not cfg.cmc.enabled:
         code = EXIT_OK if warm is None or warm.usable else EXIT_WARM_START
         state = "ok" if code == EXIT_OK else "warm_start_unusable"
-        record.finish(state, code, flags)
+        if code != EXIT_OK:
+            log.error("NLSQ warm start unusable: %s", unusable_reason(warm))
+        record.finish(state, code, flags if code == EXIT_OK else unusable_reason(warm))
         log.info("run directory: %s (exit %d)", run_dir, code)
         return prepared, Status(code, state, flags)
     if warm is not None and not warm.usable and cfg.cmc.require_warm_start:
-        message = f"NLSQ warm start unusable ({flags}); cmc.require_warm_start=true"
+        message = f"NLSQ warm start unusable ({unusable_reason(warm)}); cmc.require_warm_start=true"
         log.error("%s", message)
         record.finish("warm_start_unusable", EXIT_WARM_START, message)
         return prepared, Status(EXIT_WARM_START, "warm_start_unusable", message)
     plan_cmc(cfg, run_dir, record, prepared, n_ranks)
     return prepared, Status(EXIT_OK, "ok", final=False)
+
+
+def unusable_reason(warm: NLSQResult) -> str:
+    """One line: the flags that make the warm start unusable, the χ²_red, and a hint."""
+    bad = [f.name for f in warm.flags if not f.usable]
+    parts = [", ".join(bad)]
+    if warm.chi2_red is not None:
+        from hpcfit.xpcs.nlsq import chi2_band
+
+        parts.append(f"χ²_red = {warm.chi2_red:.4g}, expected 1 ± {chi2_band(warm.dof):.2g}")
+    hint = (
+        "more starts (nlsq.multistart.n, nlsq.coarse.starts), wider bounds (model.bounds) or a "
+        "start value (model.start.NAME=...); check σ (nlsq.sigma) and the selection"
+    )
+    return f"{'; '.join(parts)}; try {hint}"
 
 
 def check_sizes(cfg: Config, data: XpcsData, space: Any, n_ranks: int) -> None:
@@ -212,9 +229,9 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
             return result
         if note != "missing":
             log.warning("NLSQ warm-start checkpoint not used (%s); refitting", note)
-    from hpcfit.xpcs.nlsq import fit
+    from hpcfit.xpcs.coarse import fit_warm_start
 
-    result = fit(data, space, cfg.nlsq)
+    result = fit_warm_start(data, space, cfg.nlsq)
     write_warm_start(out, result, data)
     if cfg.cmc.checkpoint.enabled:
         checkpoint.save_warm_start(out, result, fp)

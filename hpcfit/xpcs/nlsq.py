@@ -9,6 +9,7 @@ The covariance is computed here (not the solver's): s²(JᵀJ)⁺ over *all* fre
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -69,8 +70,21 @@ class _Pass:
     end: _Evaluation | None = None
 
 
-def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
-    """Run the warm start on ``data`` and return its record (never raises for solver failures)."""
+def fit(
+    data: XpcsData,
+    space: ParamSpace,
+    cfg: NlsqConfig,
+    *,
+    stage: str = "",
+    extra_starts: list[np.ndarray] | tuple[np.ndarray, ...] = (),
+) -> NLSQResult:
+    """Run one NLSQ fit on ``data`` and return its record (never raises for solver failures).
+
+    Starts: the configured one, then ``extra_starts`` (free physics vectors), then the
+    Latin-hypercube starts of ``cfg.multistart``. Each start logs its cost (progress);
+    ``stage`` names the coarse/fine stage in those lines. Use
+    :func:`hpcfit.xpcs.coarse.fit_warm_start` for the warm start itself.
+    """
     wall0 = time.perf_counter()
     problem = Problem.from_data(data, space)
     sigma_known = _known_sigma(data, cfg)
@@ -78,8 +92,22 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     fit_mode = cfg.scaling is Scaling.fit
     solver = _Solver(problem, cfg)
 
-    starts = _starts(problem, cfg)
-    first = [solver.run(problem.initial_unknowns(s, fit_mode), weights) for s in starts]
+    starts = _starts(problem, cfg, extra_starts)
+    first = []
+    label = f"NLSQ {stage} " if stage else "NLSQ "
+    for n, s in enumerate(starts, start=1):
+        t0 = time.perf_counter()
+        first.append(solver.run(problem.initial_unknowns(s, fit_mode), weights))
+        log.info(
+            "%sstart %d/%d: cost %.6g → %.6g (%d points, %.1f s)",
+            label,
+            n,
+            len(starts),
+            first[-1].start_cost,
+            first[-1].cost,
+            problem.size,
+            time.perf_counter() - t0,
+        )
     records = tuple(
         StartRecord(
             start=s,
@@ -115,7 +143,13 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     sigma_k = np.sqrt(np.clip(np.diag(cov_result.cov), 0.0, None))
     sigma_k[pinned] = np.nan
 
+    chi2_red, reason = None, "σ estimated from residuals"
+    if sigma_known is not None:
+        chi2_red, reason = float(np.sum(ssr_slot / sigma_known**2) / dof), None
+
     flags = list(_solver_flags(final, residuals=residuals))
+    if chi2_red is not None and not abs(chi2_red - 1.0) <= chi2_band(dof):
+        flags.append(WarmStartFlag.chi2_out_of_range)
     if pinned.any():
         flags.append(WarmStartFlag.at_bounds)
     if cov_result.null_dims:
@@ -126,9 +160,6 @@ def fit(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQResult:
     if final.success and all(f.usable for f in flags) and not pinned.any():
         flags.insert(0, WarmStartFlag.converged)
 
-    chi2_red, reason = None, "σ estimated from residuals"
-    if sigma_known is not None:
-        chi2_red, reason = float(np.sum(ssr_slot / sigma_known**2) / dof), None
     params, contrast, offset = problem.split_free(theta)
     return NLSQResult(
         flags=tuple(dict.fromkeys(flags)),
@@ -177,13 +208,24 @@ def _known_sigma(data: XpcsData, cfg: NlsqConfig) -> np.ndarray | None:
     return None
 
 
-def _starts(problem: Problem, cfg: NlsqConfig) -> list[np.ndarray]:
-    """Start 0 is the configured start; starts 1…n−1 a seeded Latin hypercube over the box."""
+def chi2_band(dof: int) -> float:
+    """Half-width of the accepted χ²_red band 1 ± 5/√dof (five standard deviations of χ²_red
+    for Gaussian noise of known σ: var χ²_red = 2/dof, so this is ≈ 3.5 sd; a wrong basin, a
+    wrong σ or a wrong model lies far outside)."""
+    return 5.0 / math.sqrt(max(dof, 1))
+
+
+def _starts(
+    problem: Problem, cfg: NlsqConfig, extra: list[np.ndarray] | tuple[np.ndarray, ...] = ()
+) -> list[np.ndarray]:
+    """Start 0 is the configured start, then ``extra``, then n−1 seeded Latin-hypercube starts
+    over the box."""
     space = problem.space
     free = space.free_index
     lo, hi = space.lo[free], space.hi[free]
     margin = _START_MARGIN * (hi - lo)
     starts = [np.clip(space.start[free], lo + margin, hi - margin)]
+    starts.extend(np.clip(np.asarray(x, np.float64), lo + margin, hi - margin) for x in extra)
     n_extra = max(cfg.multistart.n - 1, 0)
     if n_extra:
         rng = np.random.Generator(np.random.PCG64(cfg.multistart.seed))

@@ -65,7 +65,7 @@ def test_coarse_to_fine_recovers_the_truth(coarse_fit):
     assert len(res.starts) == 4  # configured, swapped, 2 Latin-hypercube starts
     assert res.extra["n_points"] == data.n_points  # the fine stage fits every point
     assert abs(res.chi2_red - 1.0) <= chi2_band(res.dof)
-    truth = dict(zip(("D0_ref", "alpha_ref", "D0_sample", "alpha_sample"), (3000, 0.2, 3e4, 0.5)))
+    truth = {"D0_ref": 3000.0, "alpha_ref": 0.2, "D0_sample": 3e4, "alpha_sample": 0.5}
     for name, value in truth.items():
         k = res.theta_names.index(name)
         assert abs(res.theta[k] - value) < 5 * res.sigma_k[k], name

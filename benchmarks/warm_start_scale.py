@@ -1,0 +1,133 @@
+"""Does the default warm start land in the right basin at real sizes, and what does it cost?
+
+Synthetic data as ``hpcfit data=synthetic data.n_frames=N`` makes it (3 angles, the embedded
+truth, known σ), for each N in ``--sizes`` and each noise seed in ``--seeds``; the default model
+space (only f2 fixed) and the default ``nlsq`` settings (coarse-to-fine above 256 frames). A fit
+is **in the generator's basin** when every free quantity lies within 5 σ_k of its truth and
+χ²_red within 1 ± 5/√dof. Each size runs in its own process, so its peak RSS is its own.
+
+    .venv/bin/python benchmarks/warm_start_scale.py                      # ≈ 30–60 min on 2 cores
+    .venv/bin/python benchmarks/warm_start_scale.py --sizes 100 300 --seeds 0 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _record  # noqa: E402
+
+
+def compose(*overrides: str):
+    """The Config that ``hpcfit OVERRIDES`` composes."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from hpcfit import config
+
+    os.environ.setdefault("HPCFIT_RUN_ID", "bench")
+    config.register()
+    with initialize_config_dir(config_dir=str(config.config_dir()), version_base=None):
+        return config.to_config(hydra_compose(config_name="config", overrides=list(overrides)))
+
+
+def fit_size(n_frames: int, seeds: list[int]) -> dict[str, Any]:
+    """All seeds at one size, in this process (called in a child process)."""
+    from hpcfit.runtime.process import configure
+
+    configure()
+    import numpy as np
+
+    from hpcfit.xpcs.coarse import fit_warm_start
+    from hpcfit.xpcs.nlsq import chi2_band
+    from hpcfit.xpcs.sources import load_configured
+
+    rows = []
+    for seed in seeds:
+        cfg = compose("data=synthetic", f"data.n_frames={n_frames}", f"data.seed={seed}")
+        syn, space = cfg.data, cfg.model.space()
+        n_phi = len(syn.phi)
+        data = load_configured(syn)
+        t0 = time.perf_counter()
+        res = fit_warm_start(data, space, cfg.nlsq)
+        wall = time.perf_counter() - t0
+        truth = dict(zip(space.free_names, np.asarray(syn.truth)[space.free_index], strict=True))
+        truth |= {f"contrast_{a}": syn.contrast[0] for a in range(n_phi)}
+        truth |= {f"offset_{a}": syn.offset[0] for a in range(n_phi)}
+        z = {
+            name: (float(res.theta[k]) - truth[name]) / float(res.sigma_k[k])
+            for k, name in enumerate(res.theta_names)
+        }
+        chi2_ok = res.chi2_red is not None and abs(res.chi2_red - 1.0) <= chi2_band(res.dof)
+        in_basin = bool(chi2_ok and all(np.isfinite(v) and abs(v) <= 5.0 for v in z.values()))
+        rows.append(
+            {
+                "seed": seed,
+                "in_basin": in_basin,
+                "chi2_red": res.chi2_red,
+                "usable": res.usable,
+                "flags": [f.name for f in res.flags],
+                "max_abs_z": max(abs(v) for v in z.values()),
+                "z": z,
+                "wall_s": wall,
+                "nfev_fine": res.nfev,
+                "coarse": res.extra.get("coarse"),
+                "n_points": res.extra["n_points"],
+            }
+        )
+        line = f"N={n_frames} seed={seed}: in_basin={in_basin} χ²={res.chi2_red:.4f}"
+        line += f" max|z|={rows[-1]['max_abs_z']:.2f} {wall:.1f} s"
+        print(line, file=sys.stderr, flush=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"n_frames": n_frames, "peak_rss_mb": peak_mb, "fits": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 2000])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(fit_size(args.child, args.seeds)))
+        return 0
+    load_start = _record.loadavg()
+    sizes = []
+    for n in args.sizes:
+        cmd = [sys.executable, __file__, "--child", str(n), "--seeds", *map(str, args.seeds)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
+        if proc.returncode != 0:
+            raise SystemExit(f"N = {n}: the child exited {proc.returncode}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        fits = out["fits"]
+        walls = sorted(f["wall_s"] for f in fits)
+        out["fraction_in_basin"] = sum(f["in_basin"] for f in fits) / len(fits)
+        out["wall_s_median"] = walls[len(walls) // 2]
+        out["wall_s_max"] = walls[-1]
+        sizes.append(out)
+        line = f"N = {n}: {out['fraction_in_basin']:.0%} in the basin, median "
+        line += f"{out['wall_s_median']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB"
+        print(line, flush=True)
+    path = _record.write_record(
+        "warm_start_scale",
+        {
+            "workload": "NLSQ warm start on synthetic data (3 angles, embedded truth)",
+            "params": {"sizes": args.sizes, "seeds": args.seeds},
+            "results": {"sizes": sizes},
+        },
+        load_start=load_start,
+    )
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,6 +35,8 @@ BENCHMARKS = (
     "cmc_vs_full",
     "kuramoto_bench",
     "nrpt_bench",
+    "real_file_io",
+    "warm_start_scale",
 )
 DASH = "—"
 
@@ -417,6 +419,53 @@ def _nrpt_rows(rec: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _real_file_rows(rec: dict[str, Any]) -> list[Row]:
+    res, par = rec["results"], rec["params"]
+    big, one = res["data_only_big_file"], res["data_only_one_bin_file"]
+    goals = res.get("goals", {})
+    return [
+        (
+            f"data-only run, 1 bin of a {par['bins']}-bin {par['frames']}² APS-U file: peak RSS",
+            _num(big["peak_rss_mb_max"], ".0f", " MB"),
+            f"1-bin file {_num(one['peak_rss_mb_max'], '.0f', ' MB')}",
+            f"+{res['peak_rss_difference_mb']:.1f} MB",
+            "difference < 150 MB",
+            _met(goals.get("peak_rss_difference_under_150_mb")),
+        ),
+        (
+            f"`hpcfit-inspect` on that file ({res['big_file_mb']:.0f} MB)",
+            _num(res["inspect_big_file"]["wall_s_median"], ".2f", " s"),
+            DASH,
+            DASH,
+            "< 1.5 s",
+            _met(goals.get("inspect_under_1_5_s")),
+        ),
+    ]
+
+
+def _warm_start_scale_rows(rec: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    wall_goal = {1000: 30.0, 2000: 120.0}
+    for size in rec["results"]["sizes"]:
+        n, fits = size["n_frames"], size["fits"]
+        points = fits[0]["n_points"] if fits else 0
+        goal = f"100 % in basin; < {wall_goal[n]:.0f} s" if n in wall_goal else "100 % in basin"
+        met = size["fraction_in_basin"] == 1.0 and size["wall_s_median"] < wall_goal.get(n, 1e99)
+        rows.append(
+            (
+                f"warm start, N = {n} ({points / 1e6:.2f} M points), {len(fits)} seeds: in the "
+                "generator's basin; median wall; peak RSS",
+                f"{size['fraction_in_basin']:.0%}; {size['wall_s_median']:.1f} s; "
+                f"{size['peak_rss_mb']:.0f} MB",
+                DASH,
+                DASH,
+                goal,
+                _met(met),
+            )
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "model_cost": _model_rows,
     "nlsq_warm_start": _nlsq_rows,
@@ -425,6 +474,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "cmc_vs_full": _cmc_vs_full_rows,
     "kuramoto_bench": _kuramoto_rows,
     "nrpt_bench": _nrpt_rows,
+    "real_file_io": _real_file_rows,
+    "warm_start_scale": _warm_start_scale_rows,
 }
 
 

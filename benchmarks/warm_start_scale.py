@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 2000])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    ap.add_argument(
+        "--large-seeds", type=int, default=None, help="only this many seeds at N ≥ 2000"
+    )
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = _record.loadavg()
     sizes = []
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "--child", str(n), "--seeds", *map(str, args.seeds)]
+        seeds = args.seeds[: args.large_seeds] if n >= 2000 and args.large_seeds else args.seeds
+        cmd = [sys.executable, __file__, "--child", str(n), "--seeds", *map(str, seeds)]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
         if proc.returncode != 0:
             raise SystemExit(f"N = {n}: the child exited {proc.returncode}")
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm_start_scale",
         {
             "workload": "NLSQ warm start on synthetic data (3 angles, embedded truth)",
-            "params": {"sizes": args.sizes, "seeds": args.seeds},
+            "params": {"sizes": args.sizes, "seeds": args.seeds, "large_seeds": args.large_seeds},
             "results": {"sizes": sizes},
         },
         load_start=load_start,

@@ -179,6 +179,12 @@ class Problem:
         w_points, y = jnp.asarray(self.point_weights(weights)), jnp.asarray(self.y)
         return lambda x: self._residual_points(x, y, w_points, fit_mode)
 
+    def cost(self, x: np.ndarray, weights: np.ndarray, fit_mode: bool) -> float:
+        """½ Σ r² of the weighted residuals at the solver's unknowns ``x`` (no Jacobian)."""
+        w_points, y = jnp.asarray(self.point_weights(weights)), jnp.asarray(self.y)
+        r = np.asarray(self.kernels.residuals(jnp.asarray(x, jnp.float64), y, w_points, fit_mode))
+        return 0.5 * float(np.sum(r * r))
+
     def profile_scaling(self, x_phys: np.ndarray):
         """(G, contrast, offset, degenerate) with the profiled scaling at the free physics."""
         return self.kernels.profile_scaling(jnp.asarray(x_phys), jnp.asarray(self.y))
@@ -267,6 +273,7 @@ class Kernels:
 
     profile_scaling: object
     evaluate_chunk: object
+    residuals: object
     model: dict[bool, object]
     curve_fit: dict[bool, object]
 
@@ -290,6 +297,7 @@ class Kernels:
         return cls(
             profile_scaling=jax.jit(problem._profiled_impl),
             evaluate_chunk=jax.jit(evaluate),
+            residuals=jax.jit(problem._residual_points, static_argnums=3),
             model={mode: model(mode) for mode in (False, True)},
             curve_fit={mode: nlsq.CurveFit() for mode in (False, True)},
         )

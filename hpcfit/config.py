@@ -171,6 +171,7 @@ class CoarseConfig:
 
     frames: int = 128  # frames kept (every k-th); maps shorter than 2× this skip the stage; 0: off
     starts: int = 8  # configured start, its label swap, then Latin-hypercube starts
+    max_nfev: int = 200  # per coarse start: one that needs more is not the winner
 
 
 @dataclass(frozen=True)

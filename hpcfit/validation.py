@@ -140,6 +140,9 @@ def _validate_nlsq(nlsq: NlsqConfig) -> None:
     _require(nlsq.coarse.frames >= 0, "nlsq.coarse.frames", "an integer >= 0", nlsq.coarse.frames)
     _require(nlsq.coarse.starts >= 1, "nlsq.coarse.starts", "an integer >= 1", nlsq.coarse.starts)
     _require(
+        nlsq.coarse.max_nfev >= 1, "nlsq.coarse.max_nfev", "an integer >= 1", nlsq.coarse.max_nfev
+    )
+    _require(
         nlsq.multistart.seed >= 0, "nlsq.multistart.seed", "an integer >= 0", nlsq.multistart.seed
     )
     _require(

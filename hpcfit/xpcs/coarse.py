@@ -9,6 +9,8 @@ that a single start can fall into. So:
    are the file's own (no averaging), on a grid of step k·dt that keeps each frame's absolute
    time, so the model is unchanged. A multistart is cheap: the configured start, its label swap
    (:func:`swapped_start`), and Latin-hypercube starts (``nlsq.multistart``).
+   Each coarse start has a budget of ``coarse.max_nfev`` evaluations: a start that needs more
+   is far from any good basin, and the fine stage refines the winner with the full budget.
 2. **Fine stage.** One fit on all points from the coarse optimum of lowest cost.
 
 Maps of fewer than 2·``coarse_frames`` frames skip the coarse stage (one fit, as before).
@@ -106,7 +108,9 @@ def fit_warm_start(data: XpcsData, space: ParamSpace, cfg: NlsqConfig) -> NLSQRe
     starts = [space.start[space.free_index], swapped_start(space, coarse.t)[space.free_index]]
     n_lhs = max(cfg.coarse.starts - len(starts), 0)
     coarse_cfg = dataclasses.replace(
-        cfg, multistart=dataclasses.replace(cfg.multistart, n=n_lhs + 1)
+        cfg,
+        multistart=dataclasses.replace(cfg.multistart, n=n_lhs + 1),
+        max_nfev=min(cfg.max_nfev, cfg.coarse.max_nfev),
     )
     log.info(
         "NLSQ coarse stage: every %d-th frame (%d of %d), %d points, %d starts",

@@ -451,6 +451,9 @@ def _warm_start_scale_rows(rec: dict[str, Any]) -> list[Row]:
         points = fits[0]["n_points"] if fits else 0
         goal = f"100 % in basin; < {wall_goal[n]:.0f} s" if n in wall_goal else "100 % in basin"
         met = size["fraction_in_basin"] == 1.0 and size["wall_s_median"] < wall_goal.get(n, 1e99)
+        if n >= 2000:  # the memory goal at 6 M points
+            goal += "; peak RSS < 2 GB"
+            met = met and size["peak_rss_mb"] < 2048.0
         rows.append(
             (
                 f"warm start, N = {n} ({points / 1e6:.2f} M points), {len(fits)} seeds: in the "

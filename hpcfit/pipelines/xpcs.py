@@ -188,25 +188,31 @@ def unusable_reason(warm: NLSQResult) -> str:
 def check_sizes(cfg: Config, data: XpcsData, space: Any, n_ranks: int) -> None:
     """Size checks that need the selected data, before any fit: enough points per free
     quantity, and a pinned ``cmc.n_shards`` no larger than the points."""
-    from hpcfit.cmc.plan import resolve_n_shards
-    from hpcfit.errors import ConfigError
     from hpcfit.xpcs.data import require_enough_points
 
     source = str(data.provenance.get("file", data.provenance.get("source", "data")))
     require_enough_points(data, space.n_free(data.n_phi), source=source)
     if cfg.cmc.enabled:
-        c = cfg.cmc
-        try:
-            resolve_n_shards(
-                c.n_shards,
-                data.n_points,
-                n_ranks,
-                c.max_points_per_shard,
-                c.min_points_per_shard,
-                c.min_shards_per_rank,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"cmc.n_shards: {exc}") from None
+        shard_count(cfg, data.n_points, n_ranks)
+
+
+def shard_count(cfg: Config, n_points: int, n_ranks: int) -> int:
+    """K from ``cmc.n_shards`` and the auto rule; ConfigError if it cannot be met."""
+    from hpcfit.cmc.plan import resolve_n_shards
+    from hpcfit.errors import ConfigError
+
+    c = cfg.cmc
+    try:
+        return resolve_n_shards(
+            c.n_shards,
+            n_points,
+            n_ranks,
+            c.max_points_per_shard,
+            c.min_points_per_shard,
+            c.min_shards_per_rank,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"cmc.n_shards: {exc}") from None
 
 
 def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
@@ -259,8 +265,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
     from hpcfit.cmc.diagnostics import Gates
     from hpcfit.cmc.driver import ShardJob, fingerprint_doc
     from hpcfit.cmc.nuts import NutsSettings
-    from hpcfit.cmc.plan import idle_rank_note, plan_shards, resolve_n_shards
-    from hpcfit.errors import ConfigError
+    from hpcfit.cmc.plan import idle_rank_note, plan_shards
     from hpcfit.xpcs.posterior import (
         cold_start_preconditioner,
         shard_target,
@@ -269,17 +274,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
 
     c = cfg.cmc
     pooled = p.data.pooled()
-    try:
-        k = resolve_n_shards(
-            c.n_shards,
-            pooled.size,
-            n_ranks,
-            c.max_points_per_shard,
-            c.min_points_per_shard,
-            c.min_shards_per_rank,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"cmc.n_shards: {exc}") from None
+    k = shard_count(cfg, pooled.size, n_ranks)
     plan = plan_shards(pooled.a, p.data.n_phi, c.seed, k)
     for line in plan.warnings():
         log.warning("%s", line)

@@ -54,9 +54,9 @@ from hpcfit.xpcs.arrays import (
     _is_dataset,
     _is_group,
     _per_bin,
+    _phi_or_default,
     _read,
     _vector,
-    _warn,
     natural_key,
 )
 
@@ -402,20 +402,6 @@ def _labels(h5: Any, name: str, src: str, n: int | None) -> np.ndarray:
 def _texts(h5: Any, name: str) -> list[str]:
     value = np.asarray(h5[name][()]).reshape(-1)
     return [v.decode() if isinstance(v, bytes) else str(v) for v in value]
-
-
-def _phi_or_default(
-    phi: np.ndarray | None, n: int, src: str, field_name: str, sink: list[str]
-) -> np.ndarray:
-    if phi is not None:
-        return phi
-    if n > 1:
-        raise DataError(
-            f"{src}: {field_name}: missing; an azimuth per matrix is required when the file holds "
-            f"{n} matrices"
-        )
-    _warn(f"{src}: {field_name}: missing; the single matrix is taken at phi = 0 deg", sink)
-    return np.zeros(1, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------

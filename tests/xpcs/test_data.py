@@ -97,8 +97,8 @@ MULTI_PHI = [0.0, 90.0] * 3
     ("sel", "expected"),
     [
         (Selection(q=0.0061), [2, 3]),
-        (Selection(q=0.0), [0, 1]),
-        (Selection(q=1.0), [4, 5]),
+        (Selection(q=0.0, q_max_rel_distance=None), [0, 1]),  # no limit: plain nearest
+        (Selection(q=1.0, q_max_rel_distance=None), [4, 5]),
         (Selection(q=0.0055, q_select="tolerance", q_tolerance=0.00051), [0, 1, 2, 3]),
         (Selection(q=0.007, q_select="tolerance", q_tolerance=0.0), [4, 5]),
         (Selection(q_select="all"), [0, 1, 2, 3, 4, 5]),

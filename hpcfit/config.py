@@ -26,7 +26,7 @@ from hpcfit.config_workloads import (  # noqa: F401  (part of the schema's publi
     NrptModel,
 )
 from hpcfit.errors import ConfigError
-from hpcfit.xpcs.layouts import FlatKeys
+from hpcfit.xpcs.file_index import FlatKeys
 
 
 class Scaling(Enum):

@@ -148,3 +148,93 @@ def _first(h5: Any, names: tuple[str, ...]) -> str | None:
 def _read_time(h5: Any, names: tuple[str, ...], src: str) -> np.ndarray | None:
     name = _first(h5, names)
     return None if name is None else _vector(_read(h5, name, src), src, name)
+
+
+def _scalar(h5: Any, name: str, src: str) -> float:
+    """A scalar that producers store as (), (1,) or (1, 1)."""
+    v = _vector(_read(h5, name, src), src, name)
+    if v.size != 1:
+        raise DataError(
+            f"{src}: {name}: expected one value (a scalar or shape (1, 1)), got {v.size}"
+        )
+    return float(v[0])
+
+
+def _dt_product(h5: Any, keys: tuple[str, ...], src: str) -> tuple[float | None, str]:
+    """dt as the product of the scalars ``keys`` (frame time × averaging × stride)."""
+    missing = [k for k in keys if not _is_dataset(h5, k)]
+    if missing:
+        return None, f"missing {', '.join(missing)}"
+    values = [_scalar(h5, k, src) for k in keys]
+    dt = float(np.prod(values))
+    if not (np.isfinite(dt) and dt > 0):
+        shown = " × ".join(f"{k} = {v:g}" for k, v in zip(keys, values, strict=True))
+        raise DataError(f"{src}: frame interval {shown} = {dt:g}; expected a product > 0 s")
+    return dt, " × ".join(keys)
+
+
+def _matrix_meta(ds: Any, src: str, field: str) -> tuple[tuple[int, ...], np.dtype]:
+    if ds.dtype.kind not in "iuf":
+        raise DataError(
+            f"{src}: {field}: expected real numeric correlation values, got dtype {ds.dtype} "
+            f"with shape {ds.shape}"
+        )
+    return tuple(int(d) for d in ds.shape), ds.dtype
+
+
+def _group_matrices(h5: Any, group: str, src: str) -> tuple[list[str], int, np.dtype]:
+    """Dataset names of ``group`` in natural order, their common N and dtype (metadata only)."""
+    import h5py
+
+    if not _is_group(h5, group):
+        raise DataError(f"{src}: {group}: expected a group of correlation matrices")
+    g = h5[group]
+    names = sorted((k for k in g.keys() if isinstance(g.get(k), h5py.Dataset)), key=natural_key)
+    if not names:
+        raise DataError(f"{src}: {group}: holds no matrix datasets")
+    first: tuple[int, ...] | None = None
+    dtype = None
+    for name in names:
+        shape, dt = _matrix_meta(g[name], src, f"{group}/{name}")
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise DataError(
+                f"{src}: {group}/{name}: expected a square N×N matrix, got shape {shape}"
+            )
+        if first is None:
+            first, dtype = shape, dt
+        elif shape != first:
+            raise DataError(
+                f"{src}: {group}/{name}: shape {shape} differs from {group}/{names[0]} {first}; "
+                "all matrices must have the same size"
+            )
+    assert first is not None and dtype is not None
+    return names, first[0], dtype
+
+
+def _stack_meta(ds: Any, src: str, field: str) -> tuple[int, int]:
+    """(n matrices, N) of an N×N or n×N×N dataset/array."""
+    shape, _ = _matrix_meta(ds, src, field)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise DataError(f"{src}: {field}: expected an N×N or n×N×N array, got shape {shape}")
+    if shape[1] != shape[2]:
+        raise DataError(f"{src}: {field}: matrices must be square, got shape {shape}")
+    if shape[0] == 0:
+        raise DataError(f"{src}: {field}: holds no matrices (shape {shape})")
+    return shape[0], shape[1]
+
+
+def _labels(h5: Any, name: str, src: str, n: int | None) -> np.ndarray:
+    """1-based integer labels stored as any numeric vector; ``n`` = expected count."""
+    raw = _vector(_read(h5, name, src), src, name)
+    if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+        raise DataError(f"{src}: {name}: expected integer bin labels")
+    if n is not None and raw.size != n:
+        raise DataError(f"{src}: {name}: has {raw.size} labels, expected {n} (one per matrix)")
+    return raw.astype(np.int64)
+
+
+def _texts(h5: Any, name: str) -> list[str]:
+    value = np.asarray(h5[name][()]).reshape(-1)
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in value]

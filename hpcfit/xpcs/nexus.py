@@ -87,7 +87,9 @@ def _frame_time(h5: Any, entry: str, src: str) -> tuple[float | None, str]:
 
 def index_nexus(h5: Any, src: str, sink: list[str]) -> Any:
     """Metadata of an NXxpcs two-time file (see the module docstring)."""
-    from hpcfit.xpcs.layouts import FileIndex, H5Matrices, _matrix_meta
+    from hpcfit.xpcs.arrays import _matrix_meta
+    from hpcfit.xpcs.file_index import FileIndex
+    from hpcfit.xpcs.matrices import H5Matrices
 
     entry = _entry(h5)
     if entry is None:

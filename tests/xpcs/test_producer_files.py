@@ -12,7 +12,7 @@ import producers as P
 import pytest
 
 from hpcfit.errors import DataError
-from hpcfit.xpcs import layouts
+from hpcfit.xpcs import matrices
 from hpcfit.xpcs.data import Selection, load, select
 from hpcfit.xpcs.layouts import index_file
 from hpcfit.xpcs.sources import resolve_dt
@@ -196,13 +196,13 @@ def test_non_finite_among_frames_with_photons_is_an_error(tmp_path):
 
 def test_only_the_selected_matrices_are_read(monkeypatch):
     positions: list[int] = []
-    original = layouts._H5Reader.read
+    original = matrices._H5Reader.read
 
     def spy(self, position, frames):
         positions.append(position)
         return original(self, position, frames)
 
-    monkeypatch.setattr(layouts._H5Reader, "read", spy)
+    monkeypatch.setattr(matrices._H5Reader, "read", spy)
     data = load(DATA / "aps_u_twotime.h5", dt=0.01, selection=Selection(q=0.009, phi=(-40.0,)))
     assert positions == [10] and data.provenance["bins"] == [11]
 

@@ -127,49 +127,6 @@ def merge_timings(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class CompileMeter:
-    """Context manager summing JAX's tracing, lowering and XLA compile durations inside it.
-
-    Uses ``jax.monitoring`` duration events, so the compile share of a call that compiles
-    internally (a solver building its own jitted functions) can be reported apart.
-    """
-
-    EVENTS = {
-        "/jax/core/compile/jaxpr_trace_duration": "trace_s",
-        "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
-        "/jax/core/compile/backend_compile_duration": "backend_compile_s",
-    }
-
-    def __init__(self) -> None:
-        self.totals = dict.fromkeys(self.EVENTS.values(), 0.0)
-        self.n_backend_compiles = 0
-
-    def _listener(self, event: str, duration: float, **_: Any) -> None:
-        key = self.EVENTS.get(event)
-        if key is not None:
-            self.totals[key] += float(duration)
-            if key == "backend_compile_s":
-                self.n_backend_compiles += 1
-
-    def __enter__(self) -> CompileMeter:
-        import jax.monitoring
-
-        jax.monitoring.register_event_duration_secs_listener(self._listener)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import jax.monitoring
-
-        jax.monitoring.unregister_event_duration_listener(self._listener)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            **self.totals,
-            "total_s": sum(self.totals.values()),
-            "n_backend_compiles": self.n_backend_compiles,
-        }
-
-
 def per_point(timing: dict[str, Any], n_points: int) -> dict[str, float]:
     """The p50 and min of a timing divided by the number of points, in µs per point."""
     return {"p50": timing["p50"] / n_points, "min": timing["min"] / n_points}

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.optimize import least_squares
 
     from hpcfit.config import NlsqConfig
+    from hpcfit.runtime.compile_meter import CompileMeter
     from hpcfit.xpcs.nlsq import fit
     from hpcfit.xpcs.params import NAMES, make_space
     from hpcfit.xpcs.problem import Problem
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     free = space.free_index
 
     def run_hpcfit() -> dict[str, Any]:
-        with _record.CompileMeter() as meter:
+        with CompileMeter() as meter:
             t0 = time.perf_counter()
             res = fit(data, space, cfg)
             wall = time.perf_counter() - t0
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     def run_scipy() -> dict[str, Any]:
-        with _record.CompileMeter() as meter:
+        with CompileMeter() as meter:
             t0 = time.perf_counter()
             problem = Problem.from_data(data, space)
             residual = jax.jit(problem.residual_function(weights, fit_mode=False))

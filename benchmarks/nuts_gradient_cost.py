@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from hpcfit.cmc.plan import plan_shards
     from hpcfit.cmc.target import numpyro_model
     from hpcfit.config import NlsqConfig
+    from hpcfit.runtime.compile_meter import CompileMeter
     from hpcfit.xpcs.nlsq import fit
     from hpcfit.xpcs.params import make_space
     from hpcfit.xpcs.posterior import shard_data, shard_target, warm_start_preconditioner
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_tree_depth=args.max_tree_depth,
                 dense_mass=args.dense_mass,
             )
-            with _record.CompileMeter() as meter:
+            with CompileMeter() as meter:
                 c0, t0 = time.process_time(), time.perf_counter()
                 res = run_attempt(
                     target,

@@ -172,6 +172,8 @@ class CoarseConfig:
     frames: int = 128  # frames kept (every k-th); maps shorter than 2× this skip the stage; 0: off
     starts: int = 8  # configured start, its label swap, then Latin-hypercube starts
     max_nfev: int = 200  # per coarse start: one that needs more is not the winner
+    chunked_above: int = 250_000  # fine stages on more points use the chunked solver
+    fine_steps: int = 100  # step budget of the chunked fine stage (a pass over all points each)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class NlsqConfig:
     sigma: list[float] | None = None  # known noise level per slot (one value: all slots)
     multistart: MultistartConfig = field(default_factory=MultistartConfig)
     coarse: CoarseConfig = field(default_factory=CoarseConfig)
-    jac_chunk_bytes: int = 256 * 2**20
+    jac_chunk_bytes: int = 32 * 2**20  # Jacobian block of the chunked passes (peak memory)
 
 
 class Precondition(Enum):
@@ -250,6 +252,8 @@ class CmcConfig:
     """Consensus Monte Carlo over data shards (cmc spec §2–§5, keys of §8)."""
 
     enabled: bool = True
+    plan_only: bool = False  # size the job (load, warm start, one-shard probe) and stop
+    plan_probe: float = 0.1  # fraction of num_warmup/num_samples the probe runs (≥ 20 each)
     require_warm_start: bool = True  # an unusable warm start stops the job (exit 4)
     seed: int = 0
     n_shards: Any = "auto"  # "auto" or an integer K >= 1

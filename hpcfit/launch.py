@@ -114,7 +114,8 @@ def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
 def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
     """Start the job's ranks for ``cfg`` in ``run_dir``; returns the exit status."""
     ranks = cfg.mpi.ranks or 1
-    if ranks == 1:
+    plan_only = cfg.workload.name is Workload.xpcs and cfg.cmc.plan_only
+    if ranks == 1 or plan_only:  # a plan for R ranks is made by one process
         from hpcfit import rank
         from hpcfit.parallel.comm import SerialComm
 

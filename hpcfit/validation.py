@@ -139,6 +139,10 @@ def _validate_nlsq(nlsq: NlsqConfig) -> None:
     _require(nlsq.multistart.n >= 0, "nlsq.multistart.n", "an integer >= 0", nlsq.multistart.n)
     _require(nlsq.coarse.frames >= 0, "nlsq.coarse.frames", "an integer >= 0", nlsq.coarse.frames)
     _require(nlsq.coarse.starts >= 1, "nlsq.coarse.starts", "an integer >= 1", nlsq.coarse.starts)
+    fine = nlsq.coarse.fine_steps
+    _require(fine >= 1, "nlsq.coarse.fine_steps", "an integer >= 1", fine)
+    above = nlsq.coarse.chunked_above
+    _require(above >= 0, "nlsq.coarse.chunked_above", "an integer >= 0", above)
     _require(
         nlsq.coarse.max_nfev >= 1, "nlsq.coarse.max_nfev", "an integer >= 1", nlsq.coarse.max_nfev
     )
@@ -195,6 +199,13 @@ def _validate_cmc(cmc: CmcConfig) -> None:
         cmc.max_tree_depth,
     )
     _positive("cmc.whiten_scale", cmc.whiten_scale)
+    _require(0 < cmc.plan_probe <= 1, "cmc.plan_probe", "a fraction in (0, 1]", cmc.plan_probe)
+    _require(
+        cmc.enabled or not cmc.plan_only,
+        "cmc.plan_only",
+        "false when cmc.enabled=false (the plan sizes the CMC job)",
+        cmc.plan_only,
+    )
     _require(
         math.isfinite(cmc.init_jitter) and cmc.init_jitter >= 0,
         "cmc.init_jitter",

@@ -13,7 +13,9 @@ shards excluded); 4 warm start unusable while required; 70 internal error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from hpcfit.pipelines.status import (
     log_to,
 )
 from hpcfit.records import NLSQResult
+from hpcfit.runtime import memory
 from hpcfit.xpcs.dataset import XpcsData
 
 log = logging.getLogger("hpcfit")
@@ -51,6 +54,13 @@ class Prepared:
     plan: Any = None
     job: Any = None
     target: Any = None
+
+    def release_data(self) -> None:
+        """After the scatter, rank 0 needs the data's shape and provenance, not its values:
+        drop the pooled points and the maps (a NaN view of the same shape stays)."""
+        self.pooled = None
+        nan = np.broadcast_to(np.float64(np.nan), self.data.c2.shape)
+        self.data = dataclasses.replace(self.data, c2=nan)
 
 
 def run(
@@ -91,6 +101,8 @@ def run(
             prepared.pooled if root else None,
             prepared.plan if root else None,
         )
+        if root:
+            prepared.release_data()
         progress = Progress(job.n_shards, comm.size) if root else None
         others = job.n_shards - len(shards) if root else 0
         monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
@@ -111,6 +123,10 @@ def run(
                 )
             else:
                 gather_results(comm, results, job.n_shards)
+        peaks = comm.gather(round(memory.peak_mb(), 1))
+        if root:
+            record.set(peak_rss_mb=peaks)
+            log.info("peak RSS per rank (MB): %s", peaks)
         if root and status.code == EXIT_OK:
             _, status = guarded(record, lambda: finish(cfg, run_dir, record, prepared, gathered))
         status = comm.bcast(status)
@@ -125,8 +141,11 @@ def run(
 
 def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
     """Load → warm start → plan → preconditioner. Returns (Prepared, Status)."""
+    from hpcfit.pipelines.xpcs_plan import check_sizes, planned_ranks, write_plan
     from hpcfit.xpcs.sources import load_configured
 
+    t0, base_mb = time.perf_counter(), memory.current_mb()
+    n_ranks = planned_ranks(cfg, n_ranks)
     data = load_configured(cfg.data)
     space = cfg.model.space()
     record.set(data=describe_data(data))
@@ -167,6 +186,9 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
         record.finish("warm_start_unusable", EXIT_WARM_START, message)
         return prepared, Status(EXIT_WARM_START, "warm_start_unusable", message)
     plan_cmc(cfg, run_dir, record, prepared, n_ranks)
+    if cfg.cmc.plan_only:
+        prepare_s = time.perf_counter() - t0
+        return prepared, write_plan(cfg, run_dir, record, prepared, prepare_s, base_mb)
     return prepared, Status(EXIT_OK, "ok", final=False)
 
 
@@ -183,36 +205,6 @@ def unusable_reason(warm: NLSQResult) -> str:
         "start value (model.start.NAME=...); check σ (nlsq.sigma) and the selection"
     )
     return f"{'; '.join(parts)}; try {hint}"
-
-
-def check_sizes(cfg: Config, data: XpcsData, space: Any, n_ranks: int) -> None:
-    """Size checks that need the selected data, before any fit: enough points per free
-    quantity, and a pinned ``cmc.n_shards`` no larger than the points."""
-    from hpcfit.xpcs.data import require_enough_points
-
-    source = str(data.provenance.get("file", data.provenance.get("source", "data")))
-    require_enough_points(data, space.n_free(data.n_phi), source=source)
-    if cfg.cmc.enabled:
-        shard_count(cfg, data.n_points, n_ranks)
-
-
-def shard_count(cfg: Config, n_points: int, n_ranks: int) -> int:
-    """K from ``cmc.n_shards`` and the auto rule; ConfigError if it cannot be met."""
-    from hpcfit.cmc.plan import resolve_n_shards
-    from hpcfit.errors import ConfigError
-
-    c = cfg.cmc
-    try:
-        return resolve_n_shards(
-            c.n_shards,
-            n_points,
-            n_ranks,
-            c.max_points_per_shard,
-            c.min_points_per_shard,
-            c.min_shards_per_rank,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"cmc.n_shards: {exc}") from None
 
 
 def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
@@ -266,6 +258,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
     from hpcfit.cmc.driver import ShardJob, fingerprint_doc
     from hpcfit.cmc.nuts import NutsSettings
     from hpcfit.cmc.plan import idle_rank_note, plan_shards
+    from hpcfit.pipelines.xpcs_plan import shard_count
     from hpcfit.xpcs.posterior import (
         cold_start_preconditioner,
         shard_target,

@@ -43,7 +43,7 @@ def import_nlsq():
 
 
 @dataclass(frozen=True)
-class _Evaluation:
+class Evaluation:
     """The free quantities θ at a point, unweighted residuals (M,), JᵀJ and ½Σr² (weighted)."""
 
     theta: np.ndarray
@@ -53,7 +53,7 @@ class _Evaluation:
 
 
 @dataclass(frozen=True)
-class _Pass:
+class Pass:
     """One solver run in the space of the problem's unknowns; ``end`` is evaluated at ``x``."""
 
     x0: np.ndarray
@@ -67,7 +67,7 @@ class _Pass:
     njev: int | None
     nit: int | None
     raised: bool
-    end: _Evaluation | None = None
+    end: Evaluation | None = None
 
 
 def fit(
@@ -87,7 +87,7 @@ def fit(
     """
     wall0 = time.perf_counter()
     problem = Problem.from_data(data, space)
-    sigma_known = _known_sigma(data, cfg)
+    sigma_known = known_sigma(data, cfg)
     weights = 1.0 / sigma_known if sigma_known is not None else np.ones(problem.n_phi)
     fit_mode = cfg.scaling is Scaling.fit
     solver = _Solver(problem, cfg)
@@ -131,6 +131,21 @@ def fit(
             passes = 2
 
     end = final.end if final.end is not None else solver.evaluate(final.x, weights)
+    return result(problem, final, end, weights, sigma_known, records, passes, cfg, wall0)
+
+
+def result(
+    problem: Problem,
+    final: Pass,
+    end: Evaluation,
+    weights: np.ndarray,
+    sigma_known: np.ndarray | None,
+    starts: tuple[StartRecord, ...],
+    passes: int,
+    cfg: NlsqConfig,
+    wall0: float,
+) -> NLSQResult:
+    """The record of a finished fit: covariance, σ̂, χ²_red and the flags, at ``end``."""
     theta, residuals, jtj = end.theta, end.residuals, end.jtj
     theta_names = problem.free_names()
     lo, hi = problem.unknown_bounds(fit_mode=True)
@@ -188,7 +203,7 @@ def fit(
         solver_status=final.status,
         wall_s=time.perf_counter() - wall0,
         scaling_mode=cfg.scaling.value,
-        starts=records,
+        starts=starts,
         passes=passes,
         extra={
             "degenerate_slots": [int(k) for k in np.flatnonzero(degenerate)],
@@ -200,7 +215,8 @@ def fit(
     )
 
 
-def _known_sigma(data: XpcsData, cfg: NlsqConfig) -> np.ndarray | None:
+def known_sigma(data: XpcsData, cfg: NlsqConfig) -> np.ndarray | None:
+    """σ_a per slot from ``nlsq.sigma`` or the dataset, else None (estimated from residuals)."""
     if cfg.sigma:
         return np.broadcast_to(np.asarray(cfg.sigma, dtype=np.float64), (data.n_phi,)).copy()
     if data.sigma is not None:
@@ -254,18 +270,18 @@ class _Solver:
         self.lo, self.hi = problem.unknown_bounds(fit_mode)
         self.x_scale = "jac" if cfg.x_scale is XScale.jac else problem.unknown_prior_sd(fit_mode)
 
-    def evaluate(self, x: np.ndarray, weights: np.ndarray) -> _Evaluation:
+    def evaluate(self, x: np.ndarray, weights: np.ndarray) -> Evaluation:
         """Residuals, JᵀJ and ½ Σ r² of the weighted residuals at the unknowns ``x``."""
         theta = self.problem.free_quantities(x, self.fit_mode)
         r, jtj = self.problem.evaluate(theta, weights, self.cfg.jac_chunk_bytes)
         rw = r * self.problem.point_weights(weights)
-        return _Evaluation(theta, r, jtj, 0.5 * float(np.sum(rw * rw)))
+        return Evaluation(theta, r, jtj, 0.5 * float(np.sum(rw * rw)))
 
     def cost(self, x: np.ndarray, weights: np.ndarray) -> float:
         """½ Σ r² of the weighted residuals at the unknowns ``x``, without a Jacobian."""
         return self.problem.cost(x, weights, self.fit_mode)
 
-    def run(self, x0: np.ndarray, weights: np.ndarray) -> _Pass:
+    def run(self, x0: np.ndarray, weights: np.ndarray) -> Pass:
         cfg = self.cfg
         start_cost = self.cost(x0, weights)
         try:
@@ -290,12 +306,12 @@ class _Solver:
         except Exception as exc:  # a solver failure is a status, not a crash
             log.warning("nlsq.curve_fit raised %s: %s", type(exc).__name__, exc)
             message = f"{type(exc).__name__}: {exc}"
-            return _Pass(
+            return Pass(
                 x0, x0.copy(), np.nan, start_cost, False, None, message, None, None, None, True
             )
         x = np.asarray(result.x if hasattr(result, "x") else result[0], dtype=np.float64)
         end = self.evaluate(x, weights) if np.all(np.isfinite(x)) else None
-        return _Pass(
+        return Pass(
             x0=x0,
             x=x,
             cost=self.cost(x, weights) if end is not None else np.nan,  # as start_cost
@@ -318,7 +334,7 @@ def _int_or_none(x: object) -> int | None:
         return None
 
 
-def _solver_flags(p: _Pass, residuals: np.ndarray | None = None) -> list[WarmStartFlag]:
+def _solver_flags(p: Pass, residuals: np.ndarray | None = None) -> list[WarmStartFlag]:
     """Flags that follow from one pass alone: error, nonfinite, no_progress, max_nfev."""
     if p.raised:
         return [WarmStartFlag.error]
@@ -338,7 +354,7 @@ def _solver_flags(p: _Pass, residuals: np.ndarray | None = None) -> list[WarmSta
     return flags
 
 
-def _best(passes: list[_Pass]) -> _Pass:
+def _best(passes: list[Pass]) -> Pass:
     """The usable pass with the lowest cost (the first pass if none is usable)."""
     usable = [p for p in passes if all(f.usable for f in _solver_flags(p))]
     return min(usable, key=lambda p: p.cost) if usable else passes[0]

@@ -190,23 +190,35 @@ class Problem:
         return self.kernels.profile_scaling(jnp.asarray(x_phys), jnp.asarray(self.y))
 
     def evaluate(self, theta: np.ndarray, weights: np.ndarray, chunk_bytes: int):
-        """Unweighted residuals (M,) and JᵀJ of the weighted residuals at the free quantities θ.
+        """Unweighted residuals (M,) and JᵀJ of the weighted residuals at the free quantities θ."""
+        _, _, jtj, r = self._accumulate(theta, weights, chunk_bytes, keep_residuals=True)
+        return r, jtj
 
-        JᵀJ is accumulated over chunks of points so that no Jacobian block exceeds
-        ``chunk_bytes``; one compiled program serves every call of the same shapes.
-        """
+    def normal_equations(self, theta: np.ndarray, weights: np.ndarray, chunk_bytes: int):
+        """(½Σr², Jᵀr, JᵀJ) of the weighted residuals r at the free quantities θ."""
+        cost, jtr, jtj, _ = self._accumulate(theta, weights, chunk_bytes, keep_residuals=False)
+        return cost, jtr, jtj
+
+    def _accumulate(self, theta, weights, chunk_bytes: int, keep_residuals: bool):
+        """Sums over chunks of points, each padded to one shape with zero-weight points, so no
+        Jacobian block exceeds ``chunk_bytes`` and one compiled program serves every chunk."""
         theta = jnp.asarray(theta, dtype=jnp.float64)
         w_points = self.point_weights(weights)
-        rows = max(1, int(chunk_bytes) // (8 * max(int(theta.size), 1)))
-        parts, jtj = [], np.zeros((theta.size, theta.size))
+        rows = min(self.size, max(1, int(chunk_bytes) // (8 * max(int(theta.size), 1))))
+        columns = (self.a, self.i, self.j, self.y, w_points)
+        parts, cost = [], 0.0
+        jtr, jtj = np.zeros(theta.size), np.zeros((theta.size, theta.size))
         for start in range(0, self.size, rows):
             sl = slice(start, start + rows)
-            r, block = self.kernels.evaluate_chunk(
-                theta, self.a[sl], self.i[sl], self.j[sl], self.y[sl], w_points[sl]
-            )
-            parts.append(np.asarray(r))
-            jtj += np.asarray(block)
-        return np.concatenate(parts), jtj
+            n = min(rows, self.size - start)
+            block = [v[sl] if n == rows else np.pad(v[sl], (0, rows - n)) for v in columns]
+            r, ssr, g, h = self.kernels.evaluate_chunk(theta, *block)
+            if keep_residuals:
+                parts.append(np.asarray(r)[:n])
+            cost += 0.5 * float(ssr)
+            jtr += np.asarray(g)
+            jtj += np.asarray(h)
+        return cost, jtr, jtj, (np.concatenate(parts) if keep_residuals else None)
 
     # -- conversions between parameterisations -------------------------------------------------
     def initial_unknowns(self, start_phys: np.ndarray, fit_mode: bool) -> np.ndarray:
@@ -282,11 +294,14 @@ class Kernels:
         from hpcfit.xpcs.nlsq import import_nlsq
 
         def evaluate(theta, a, i, j, y, w_points):
+            """Unweighted r, Σr_w², J_wᵀr_w and J_wᵀJ_w of one chunk (w = 0: padding)."""
+
             def resid(th):
                 return problem._fit_residual(th, w_points, a, i, j, y)
 
             r, jac = resid(theta), jax.jacfwd(resid)(theta)
-            return r / w_points, jac.T @ jac
+            raw = jnp.where(w_points > 0, r / jnp.where(w_points > 0, w_points, 1.0), 0.0)
+            return raw, r @ r, jac.T @ r, jac.T @ jac
 
         def model(fit_mode: bool):
             return lambda xdata, *x: problem._residual_points(

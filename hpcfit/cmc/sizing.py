@@ -1,0 +1,156 @@
+"""Sizing a CMC job before it is queued: wall time, memory per rank and the ``sbatch`` line.
+
+Pure arithmetic on what a short NUTS probe of one shard measured (:mod:`hpcfit.cmc.probe`):
+
+* a shard costs its compile time plus (num_warmup + num_samples) iterations at the probe's
+  time per iteration (the probe runs the same fraction of warmup and sampling, so its mix of
+  warmup and sampling iterations is the job's);
+* a rank runs ⌈K/R⌉ shards one after another; the job is the data load and warm start on
+  rank 0, then the slowest rank; a shard that fails its gates and is retried costs one more
+  shard each time, so the upper estimate allows ``max_retries`` retries on one shard per rank;
+* a rank's memory is its process before any data (the JAX runtime), plus its shards' points,
+  plus what sampling one shard added in the probe; rank 0 also holds the data and the warm
+  start, measured as the peak of the planning process itself.
+
+The ``sbatch`` line asks for the upper estimate × ``TIME_MARGIN`` and the larger rank memory ×
+``MEMORY_MARGIN``, rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+TIME_MARGIN = 1.5
+MEMORY_MARGIN = 1.25
+BYTES_PER_POINT = 64  # a shard point on a rank: a, i, j, y as received, then as JAX arrays with σ
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    """What the probe of one shard measured."""
+
+    points: int  # points of the probed shard
+    iterations: int  # warmup + sampling iterations the probe ran (per chain)
+    wall_s: float  # the whole probe attempt
+    compile_s: float  # JAX tracing, lowering and XLA compiles inside it
+    mean_steps: float  # leapfrog steps per sampling iteration
+    status: str  # the probe attempt's status ("ok" or why it failed)
+    sampling_mb: float  # memory the attempt added to the process (MB)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """The estimate for one job shape; every time in seconds, every memory in MB."""
+
+    n_shards: int
+    n_ranks: int
+    points_per_shard: int
+    shards_per_rank: int
+    cores_per_rank: int
+    shard_s: float
+    prepare_s: float
+    job_s: float
+    job_s_with_retries: float
+    memory_rank0_mb: float
+    memory_rank_mb: float
+    sbatch: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> float:
+    """Compile time plus the job's iterations at the probe's time per iteration."""
+    per_iteration = max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)
+    return probe.compile_s + per_iteration * (num_warmup + num_samples)
+
+
+def plan_job(
+    probe: ProbeTiming,
+    *,
+    n_shards: int,
+    n_ranks: int,
+    points_per_shard: int,
+    cores_per_rank: int,
+    num_warmup: int,
+    num_samples: int,
+    max_retries: int,
+    prepare_s: float,
+    base_mb: float,
+    rank0_peak_mb: float,
+    overrides: str = "",
+) -> JobPlan:
+    """The job's estimate at ``n_ranks`` ranks (see the module docstring)."""
+    per_rank = -(-n_shards // n_ranks)
+    shard_s = shard_seconds(probe, num_warmup, num_samples)
+    job_s = prepare_s + per_rank * shard_s
+    upper = job_s + max_retries * shard_s
+    shards_mb = per_rank * points_per_shard * BYTES_PER_POINT / 2**20
+    rank_mb = base_mb + shards_mb + probe.sampling_mb
+    rank0_mb = max(rank0_peak_mb, rank_mb) + shards_mb
+    line = sbatch_line(n_ranks, cores_per_rank, upper, max(rank0_mb, rank_mb), overrides)
+    return JobPlan(
+        n_shards=n_shards,
+        n_ranks=n_ranks,
+        points_per_shard=points_per_shard,
+        shards_per_rank=per_rank,
+        cores_per_rank=cores_per_rank,
+        shard_s=shard_s,
+        prepare_s=prepare_s,
+        job_s=job_s,
+        job_s_with_retries=upper,
+        memory_rank0_mb=rank0_mb,
+        memory_rank_mb=rank_mb,
+        sbatch=line,
+    )
+
+
+def slurm_time(seconds: float) -> str:
+    """Slurm's ``--time`` format, rounded up to whole minutes: ``[D-]HH:MM:00``."""
+    minutes = max(1, math.ceil(seconds / 60.0))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    hhmm = f"{hours:02d}:{mins:02d}:00"
+    return f"{days}-{hhmm}" if days else hhmm
+
+
+def sbatch_line(
+    n_ranks: int, cores_per_rank: int, seconds: float, rank_mb: float, overrides: str = ""
+) -> str:
+    """The ``sbatch`` command for ``slurm/cpu.sbatch`` with margins (see the module docstring)."""
+    mem_per_cpu = math.ceil(rank_mb * MEMORY_MARGIN / max(cores_per_rank, 1))
+    parts = [
+        "sbatch",
+        f"--ntasks={n_ranks}",
+        f"--cpus-per-task={cores_per_rank}",
+        f"--time={slurm_time(seconds * TIME_MARGIN)}",
+        f"--mem-per-cpu={mem_per_cpu}M",
+        "slurm/cpu.sbatch",
+    ]
+    if overrides:
+        parts.append(overrides)
+    return " ".join(parts)
+
+
+def describe(plan: JobPlan, probe: ProbeTiming) -> list[str]:
+    """The console lines of a plan."""
+
+    def hms(s: float) -> str:
+        return (
+            f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+        )
+
+    return [
+        f"plan: K = {plan.n_shards} shards of ~{plan.points_per_shard} points, "
+        f"{plan.shards_per_rank} per rank on {plan.n_ranks} rank(s) × {plan.cores_per_rank} cores",
+        f"plan: probe of one shard: {probe.iterations} iterations in {probe.wall_s:.1f} s "
+        f"({probe.compile_s:.1f} s compiling), {probe.mean_steps:.1f} leapfrog steps per "
+        f"iteration, {probe.status}",
+        f"plan: per shard {hms(plan.shard_s)}; job {hms(plan.job_s)} "
+        f"(up to {hms(plan.job_s_with_retries)} with retries), of which load and warm start "
+        f"{hms(plan.prepare_s)}",
+        f"plan: memory per rank {plan.memory_rank_mb:.0f} MB, rank 0 {plan.memory_rank0_mb:.0f} MB",
+        f"plan: {plan.sbatch}",
+    ]

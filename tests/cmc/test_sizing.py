@@ -1,0 +1,109 @@
+"""Sizing a CMC job: the arithmetic of the estimate, the sbatch line, and the plan mode run as a
+user runs it (``hpcfit ... cmc.plan_only=true``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpcfit.cmc.plan import resolve_n_shards
+from hpcfit.cmc.sizing import ProbeTiming, plan_job, sbatch_line, shard_seconds, slurm_time
+
+PROBE = ProbeTiming(
+    points=5000,
+    iterations=150,
+    wall_s=40.0,
+    compile_s=10.0,
+    mean_steps=12.0,
+    status="ok",
+    sampling_mb=100.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(1.0, "00:01:00"), (60.0, "00:01:00"), (61.0, "00:02:00"), (3600.0, "01:00:00"),
+     (86400.0, "1-00:00:00"), (90061.0, "1-01:02:00")],
+)  # fmt: skip
+def test_slurm_time_rounds_up_to_minutes(seconds, text):
+    assert slurm_time(seconds) == text
+
+
+def test_shard_time_is_compile_plus_iterations_at_the_probe_rate():
+    # (40 − 10) s over 150 iterations = 0.2 s per iteration; 1500 iterations → 300 s + 10 s
+    assert shard_seconds(PROBE, 500, 1000) == pytest.approx(310.0)
+
+
+def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
+    plan = plan_job(
+        PROBE,
+        n_shards=10,
+        n_ranks=4,
+        points_per_shard=5000,
+        cores_per_rank=4,
+        num_warmup=500,
+        num_samples=1000,
+        max_retries=2,
+        prepare_s=20.0,
+        base_mb=300.0,
+        rank0_peak_mb=900.0,
+    )
+    assert plan.shards_per_rank == 3
+    assert plan.job_s == pytest.approx(20.0 + 3 * 310.0)
+    assert plan.job_s_with_retries == pytest.approx(plan.job_s + 2 * 310.0)
+    shards_mb = 3 * 5000 * 64 / 2**20
+    assert plan.memory_rank_mb == pytest.approx(300.0 + shards_mb + 100.0)
+    assert plan.memory_rank0_mb == pytest.approx(900.0 + shards_mb)
+    # 1570 s × 1.5 = 2355 s → 40 min; (900 + shards) MB × 1.25 / 4 cores per task
+    assert "--ntasks=4 --cpus-per-task=4 --time=00:40:00" in plan.sbatch
+    assert plan.sbatch.endswith("slurm/cpu.sbatch")
+
+
+def test_sbatch_line_carries_the_overrides():
+    line = sbatch_line(2, 2, 100.0, 1000.0, "data=file data.path=/d/x.h5")
+    assert line == (
+        "sbatch --ntasks=2 --cpus-per-task=2 --time=00:03:00 --mem-per-cpu=625M "
+        "slurm/cpu.sbatch data=file data.path=/d/x.h5"
+    )
+
+
+@pytest.mark.timeout(600)
+def test_plan_only_sizes_the_job_for_the_requested_ranks_without_sampling(tmp_path: Path):
+    """One process plans a 4-rank job: K from the auto rule at R = 4, a probe of one shard,
+    ``plan.json`` and ``run.json`` (state planned, exit 0), the sbatch line, no shard sampled."""
+    env = {**os.environ, "HPCFIT_RUN_ID": "plan", "PYTHONUNBUFFERED": "1"}
+    args = [
+        "data=synthetic", "data.n_frames=40", "cmc.plan_only=true", "mpi.ranks=4",
+        "cmc.num_chains=2", "cmc.num_warmup=100", "cmc.num_samples=100",
+        "cmc.max_points_per_shard=1000", "cmc.min_points_per_shard=500", "hydra.run.dir=out",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpcfit", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "planned" and record["exit_code"] == 0
+    plan = json.loads((out / "plan.json").read_text())
+    est, probe = plan["estimate"], plan["probe"]
+    k = resolve_n_shards("auto", 3 * 40 * 39 // 2, 4, 1000, 500, 1)
+    assert est["n_shards"] == k and est["n_ranks"] == 4
+    assert est["shards_per_rank"] == -(-k // 4)
+    assert probe["iterations"] == 40  # 10 % of 100 + 100, at least 20 each
+    assert probe["status"] == "ok" and probe["mean_steps"] >= 1
+    assert 0 <= probe["compile_s"] <= probe["wall_s"]
+    assert est["job_s"] == pytest.approx(est["prepare_s"] + est["shards_per_rank"] * est["shard_s"])
+    assert est["sbatch"].startswith("sbatch --ntasks=4 --cpus-per-task=2 --time=")
+    assert "data.n_frames=40" in est["sbatch"] and "plan_only" not in est["sbatch"]
+    assert est["sbatch"] in proc.stdout + proc.stderr
+    assert not (out / "cmc" / "shards").exists() and not (out / "results.h5").exists()

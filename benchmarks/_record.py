@@ -1,6 +1,6 @@
 """Shared helpers of the benchmark scripts: provenance, timings and the JSON record.
 
-Records follow the benchmark record format of ``spec/workloads.md`` §4: ``schema`` (name,
+Records follow one benchmark record format: ``schema`` (name,
 version), ``generated_utc``, ``workload``, ``params``, ``results`` (timings in µs with the first
 call apart from the steady-state repeats), ``device``, ``mpi``, ``versions`` and ``provenance``
 (host, load, git, command, environment). :func:`write_record` writes

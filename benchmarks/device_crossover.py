@@ -1,5 +1,4 @@
-"""CPU-versus-GPU crossover of the routed workloads, and the routing threshold it recommends
-(workloads spec §1.6).
+"""CPU-versus-GPU crossover of the routed workloads, and the routing threshold it recommends.
 
 Sweeps, each point on ``"cpu"`` and on ``"gpu"`` (steady = minimum of 3 repeats after a warm-up;
 compile = first call − steady):

@@ -1,9 +1,9 @@
 """Networked-Kuramoto RK4: hpcfit's JAX integrator against NumPy and the oscillatools peer.
 
-    python benchmarks/kuramoto_bench.py              # defaults of workloads spec §2.7
+    python benchmarks/kuramoto_bench.py              # defaults: the bench network below
     python benchmarks/kuramoto_bench.py --no-peer    # hpcfit and the NumPy reference only
 
-Bench network (spec §2.7): ``numpy.random.default_rng(20260703)``, ω ~ N(0, 0.7²) drawn first,
+Bench network: ``numpy.random.default_rng(20260703)``, ω ~ N(0, 0.7²) drawn first,
 then θ0 ~ U(0, 2π); K = 1.8/N off the diagonal; N = 256, dt = 0.05, 200 steps (r goes
 0.097 → 0.853). Measured, float64 on the CPU:
 
@@ -22,7 +22,8 @@ then θ0 ~ U(0, 2π); K = 1.8/N off the diagonal; N = 256, dt = 0.05, 200 steps 
   and gradient, and parity of its trajectory and gradient with hpcfit's;
 * ``hpcfit.device.resolve_device("auto", score=…)`` per call on this host (goal ≤ 2 µs).
 
-Writes ``benchmarks/results/kuramoto_bench-<host>-<date>.json`` (record format of spec §4).
+Writes ``benchmarks/results/kuramoto_bench-<host>-<date>.json`` (the record format of
+``benchmarks/_record.py``).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def numpy_trajectory(theta0, omega, K, dt, n_steps) -> np.ndarray:
 
 
 def one_minus_r2_cotangent(theta: np.ndarray) -> np.ndarray:
-    """λ = ∂(1 − r²)/∂θ = (2/N)(Re Z sin θ − Im Z cos θ), Z = mean e^{iθ} (spec §2.2)."""
+    """λ = ∂(1 − r²)/∂θ = (2/N)(Re Z sin θ − Im Z cos θ), Z = mean e^{iθ}."""
     z = np.exp(1j * theta).mean()
     return (2.0 / theta.size) * (z.real * np.sin(theta) - z.imag * np.cos(theta))
 

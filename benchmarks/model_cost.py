@@ -15,8 +15,8 @@ Measured (float64, CPU, one angle slot, embedded truth parameters, q = 0.0054 1/
   the same indices, ``compute_c2_heterodyne``), run in its own venv by
   ``peers/heterodyne_driver.py``; hpcfit and peer blocks alternate metric by metric for
   ``--rounds`` rounds, and ratios are peer / hpcfit (> 1: hpcfit is faster);
-* value parity hpcfit vs peer on the same inputs, and both against the reference example of
-  the model spec §4.
+* value parity hpcfit vs peer on the same inputs, and both against the heterodyne kernel's
+  values for the reference example.
 
 Writes ``benchmarks/results/model_cost-<host>-<date>.json``.
 """
@@ -39,7 +39,7 @@ PEER = "heterodyne"
 SETUP_HINT = "bash benchmarks/peers/setup_heterodyne.sh"
 POOLED_METRICS = ("value", "value_and_grad", "jacfwd")
 
-# Model spec §4: the reference example and the heterodyne kernel's values.
+# The reference example and the heterodyne kernel's values.
 SPEC4_PARAMS = [2000.0, -0.5, 10.0, 50000.0, 0.8, 0.0, 300.0, 0.5, 5.0, 0.3, -0.5, 0.2, 0.1, 3.0]
 SPEC4_VALUES = {"c2[0,0]": 1.2999999999912522, "c2[0,49]": 1.2563341440546192}
 
@@ -67,8 +67,8 @@ def max_rel(a: np.ndarray, b: np.ndarray) -> float:
 def smooth_clip_deviation(params: np.ndarray, t: np.ndarray) -> float:
     """max |smooth_clip(x, 0, 1; k=50) − clip(x, 0, 1)| of the sample fraction on ``t``.
 
-    heterodyne 2.0.1 bounds f_s with a softplus "smooth clip" (sharpness 50) where the model
-    spec (heterodyne 2.0.0) and hpcfit use a hard clip; this is the size of that difference.
+    heterodyne 2.0.1 bounds f_s with a softplus "smooth clip" (sharpness 50) where
+    heterodyne 2.0.0 and hpcfit use a hard clip; this is the size of that difference.
     """
     f0, f1, f2, f3 = params[9:13]
     x = f0 * np.exp(np.clip(f1 * (t - f2), -100.0, 100.0)) + f3
@@ -373,7 +373,7 @@ def _summary(pooled: dict, mesh: dict, goal: dict, parity: dict, path: Path) -> 
         f"goal: gradient ≤ {goal['target_us_per_point']} µs/point: measured "
         f"{goal['measured_us_per_point']:.4f} → {'met' if goal['met'] else 'NOT met'}"
     )
-    print(f"parity hpcfit vs spec §4: max rel {parity['hpcfit_vs_spec4']['max_rel_diff']:.2e}")
+    print(f"parity hpcfit vs reference: max rel {parity['hpcfit_vs_spec4']['max_rel_diff']:.2e}")
     for name, res in (parity.get("peer") or {}).items():
         print(f"parity hpcfit vs peer, {name}: max rel {res['max_rel_diff']:.2e}")
     print(f"record: {path}")

@@ -4,7 +4,7 @@
     python benchmarks/nrpt_bench.py --sizes 4 --no-peer   # hpcfit only
     python benchmarks/nrpt_bench.py --no-scaling          # skip the mpiexec runs
 
-Spec/workloads.md §3.13, restricted to what this host can run (CPU only). Model: open L×L grid,
+Restricted to what this host can run (CPU only). Model: open L×L grid,
 J = 1, h = 0, β = 1. For each size a pilot (N = 10, R = 10, n_expl = 1) measures Λ̂ and sets
 N = N_rec = ⌈2Λ̂⌉ + 1; then for each n_expl:
 

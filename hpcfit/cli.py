@@ -50,7 +50,7 @@ _SILENT_RANK_OVERRIDES = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hpcfit`` console script: launcher or rank mode (design §1.2)."""
+    """Entry point of the ``hpcfit`` console script: launcher or rank mode."""
     global _RANK_COMM
     argv = list(sys.argv[1:] if argv is None else argv)
     from hpcfit.runtime.process import configure

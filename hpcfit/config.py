@@ -61,8 +61,8 @@ class QSelect(Enum):
 
 class Workload(Enum):
     xpcs = "xpcs"  # XPCS heterodyne fit: NLSQ warm start, CMC over shards (the main job)
-    kuramoto = "kuramoto"  # networked-Kuramoto RK4 ensemble (workloads spec §2)
-    nrpt = "nrpt"  # non-reversible parallel tempering on an Ising model (workloads spec §3)
+    kuramoto = "kuramoto"  # networked-Kuramoto RK4 ensemble
+    nrpt = "nrpt"  # non-reversible parallel tempering on an Ising model
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class WorkloadConfig:
 
 @dataclass(frozen=True)
 class EmbeddedData:
-    """The embedded default dataset (model spec §8), optionally windowed."""
+    """The embedded default dataset, optionally windowed."""
 
     start_frame: int = 1
     end_frame: int | None = None
@@ -100,7 +100,7 @@ class FileData:
 
 @dataclass(frozen=True)
 class SyntheticData:
-    """A generated dataset (model spec §8); lists of length 1 apply to every angle."""
+    """A generated dataset; lists of length 1 apply to every angle."""
 
     n_frames: int = 100
     dt: float = 0.01
@@ -184,7 +184,7 @@ class MultistartConfig:
 
 @dataclass(frozen=True)
 class NlsqConfig:
-    """Joint multi-angle warm start with ``nlsq.curve_fit`` (cmc spec §1)."""
+    """Joint multi-angle warm start with ``nlsq.curve_fit``."""
 
     enabled: bool = True
     scaling: Scaling = Scaling.profile
@@ -238,7 +238,7 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class GatesConfig:
-    """Per-shard pass/fail gates (cmc spec §4.2)."""
+    """Per-shard pass/fail gates."""
 
     max_rhat: float = 1.05
     min_ess_bulk_per_chain: float = 100.0
@@ -249,7 +249,7 @@ class GatesConfig:
 
 @dataclass(frozen=True)
 class CmcConfig:
-    """Consensus Monte Carlo over data shards (cmc spec §2–§5, keys of §8)."""
+    """Consensus Monte Carlo over data shards."""
 
     enabled: bool = True
     plan_only: bool = False  # size the job (load, warm start, one-shard probe) and stop
@@ -282,11 +282,12 @@ class CmcConfig:
 
 @dataclass(frozen=True)
 class MpiConfig:
-    """How ranks are started (design §1.2)."""
+    """How ranks are started."""
 
     ranks: int | None = None  # None: 1 in launcher mode, the world size in rank mode
     launcher: Launcher = Launcher.auto
     cores_per_rank: int | None = None  # None: cmc.num_chains for xpcs, 1 for kuramoto and nrpt
+    oversubscribe: bool = False  # launcher mode: allow more ranks than cores (or Slurm tasks)
 
 
 @dataclass(frozen=True)

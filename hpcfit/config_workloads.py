@@ -1,7 +1,7 @@
 """The configuration sections of the routed workloads: ``device``, ``kuramoto`` and ``nrpt``.
 
-Frozen dataclasses with the defaults of ``configs/{device,kuramoto,nrpt}/default.yaml``
-(workloads spec §4); :class:`hpcfit.config.Config` holds them. Checked by
+Frozen dataclasses with the defaults of ``configs/{device,kuramoto,nrpt}/default.yaml``;
+:class:`hpcfit.config.Config` holds them. Checked by
 :mod:`hpcfit.validation`.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    """Device routing of the Kuramoto and NRPT workloads (workloads spec §1, keys of §4).
+    """Device routing of the Kuramoto and NRPT workloads.
 
     XPCS NUTS never consults it: it always runs on the CPU's virtual devices.
     """
@@ -28,9 +28,9 @@ class DeviceConfig:
 
 
 class KuramotoNetwork(Enum):
-    bench = "bench"  # ω ~ N(0, 0.7²) from the fixed benchmark generator (spec §2.7)
-    lorentzian = "lorentzian"  # deterministic Lorentzian quantiles, half-width 0.5 (spec §2.6)
-    gaussian = "gaussian"  # deterministic Gaussian quantiles, σ = 1 (spec §2.6)
+    bench = "bench"  # ω ~ N(0, 0.7²) from the fixed benchmark generator
+    lorentzian = "lorentzian"  # deterministic Lorentzian quantiles, half-width 0.5
+    gaussian = "gaussian"  # deterministic Gaussian quantiles, σ = 1
 
 
 class KuramotoOmega(Enum):
@@ -46,7 +46,7 @@ class KuramotoRecord(Enum):
 
 @dataclass(frozen=True)
 class KuramotoConfig:
-    """Networked-Kuramoto RK4 ensemble (workloads spec §2, keys of §4)."""
+    """Networked-Kuramoto RK4 ensemble."""
 
     seed: int = 0
     n_oscillators: int = 256
@@ -67,7 +67,7 @@ class NrptModel(Enum):
 
 @dataclass(frozen=True)
 class NrptConfig:
-    """Non-reversible parallel tempering on an Ising model (workloads spec §3, keys of §4)."""
+    """Non-reversible parallel tempering on an Ising model."""
 
     seed: int = 0
     model: NrptModel = NrptModel.grid

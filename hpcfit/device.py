@@ -1,6 +1,6 @@
 """Device routing: which device a JAX workload runs on, and which MPI ranks see a GPU.
 
-Pure policy (spec/workloads.md §1). Importing this module does not import JAX: rank roles are
+Pure policy. Importing this module does not import JAX: rank roles are
 decided before JAX exists, and JAX is imported only inside the functions that place arrays.
 
 **Routing within a process.** ``resolve_device(device="auto", *, score, threshold)`` returns a
@@ -48,7 +48,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hpcfit.parallel.gpu_roles import (  # noqa: F401  (the spec's hpcfit.device API)
+from hpcfit.parallel.gpu_roles import (  # noqa: F401  (part of the hpcfit.device API)
     RankRole,
     assign_rank_devices,
     gpus_per_node_from_env,
@@ -65,7 +65,7 @@ KURAMOTO_FACTOR = 1
 """Weight of the Kuramoto score relative to NRPT's. An RK4 step costs O(N²) per member and an
 NRPT sweep O(n + |E|) per chain, so the plain product under-weights Kuramoto; it stays 1 until
 the crossover sweep measures the two workloads' crossovers more than 2× apart on real hardware,
-then it becomes their ratio with the record cited here (spec/workloads.md §1.2)."""
+then it becomes their ratio, with the benchmark record cited here."""
 
 _ENV_KEYS = {
     name: (os.environ.encodekey(name) if hasattr(os.environ, "encodekey") else name)
@@ -177,7 +177,7 @@ def decide(
     threshold: float | None,
     has_gpu: bool,
 ) -> Route | Any:
-    """The routing table of spec/workloads.md §1.1 as a pure function.
+    """The device routing table as a pure function.
 
     ``spec`` is the ``device`` argument, ``env_*`` the raw values of ``HPCFIT_DEVICE`` and
     ``HPCFIT_DEVICE_THRESHOLD`` (None when unset), ``score`` the dimensionless work score,
@@ -290,7 +290,7 @@ def resolve_entry_device(
 
 
 def tree_device_put(tree: Any, device: Any) -> Any:
-    """Commit the ``jax.Array`` leaves of ``tree`` to ``device`` (spec/workloads.md §1.3).
+    """Commit the ``jax.Array`` leaves of ``tree`` to ``device``.
 
     ``device=None`` returns ``tree`` itself. When every concrete ``jax.Array`` leaf is already
     committed to exactly ``{device}``, ``tree`` itself is returned, so jit cache keys stay stable.
@@ -378,7 +378,7 @@ def recommend_threshold(rows: Iterable[Sequence[float]]) -> int | None:
     """Threshold from a crossover sweep: 2^⌊log₂√(low·high) + ½⌋, or None if the GPU never wins.
 
     The geometric midpoint of :func:`crossover_bracket`'s (low, high), rounded to a power of two
-    in log space; e.g. (2048, 4096) → √ = 2896 → 4096 (spec/workloads.md §1.6).
+    in log space; e.g. (2048, 4096) → √ = 2896 → 4096.
     """
     bracket = crossover_bracket(rows)
     if bracket is None:

@@ -1,4 +1,5 @@
-"""Errors that the command line reports as one ``hpcfit: error: …`` line with exit status 2."""
+"""Errors that the command line reports as one ``hpcfit: error: …`` line with exit status 2,
+and the warning category of hpcfit's own advice."""
 
 
 class InputError(Exception):
@@ -14,3 +15,8 @@ class ConfigError(InputError):
 
 class DataError(InputError):
     """A data file is missing, unreadable, of an unknown layout, or fails validation."""
+
+
+class AdviceWarning(UserWarning):
+    """hpcfit's own warning about the data, the configuration or a checkpoint: a run prints it
+    as one console line (other libraries' warnings go to the rank log only)."""

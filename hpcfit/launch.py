@@ -1,4 +1,4 @@
-"""Launcher mode (design §1.2): start the ranks of one job and return their exit status.
+"""Launcher mode: start the ranks of one job and return their exit status.
 
 ``hpcfit mpi.ranks=R`` composes and validates the config and, for R > 1, writes ``config.yaml``
 (resolved, for people) and ``overrides.yaml`` (for the ranks, which compose the same config from
@@ -15,6 +15,7 @@ if a signal n killed it). No JAX import here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -112,33 +113,98 @@ def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
 
 
 def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
-    """Start the job's ranks for ``cfg`` in ``run_dir``; returns the exit status."""
+    """Start the job's ranks for ``cfg`` in ``run_dir``; returns the exit status.
+
+    This process owns the run directory while the job runs (:func:`hpcfit.io.run_dir.claim`)
+    and gives ``run.json`` its final state when the job ends without one (ranks that died, a
+    signal).
+    """
+    from hpcfit.io.run_dir import OWNER_ENV, claim
+
     ranks = cfg.mpi.ranks or 1
     plan_only = cfg.workload.name is Workload.xpcs and cfg.cmc.plan_only
     if ranks == 1 or plan_only:  # a plan for R ranks is made by one process
         from hpcfit import rank
         from hpcfit.parallel.comm import SerialComm
 
-        return rank.run(cfg, run_dir, resolved, SerialComm())
+        owner = claim(run_dir)
+        try:
+            with _signals_end_the_run(run_dir):
+                return rank.run(cfg, run_dir, resolved, SerialComm(), owned=True)
+        finally:
+            owner.release()
+    require_capacity(ranks, cfg.mpi.oversubscribe, os.environ)
     require_inputs(cfg)  # a missing or bad input file ends the job here, before any rank starts
-    write_run_inputs(run_dir, resolved, overrides)
-    launcher = choose_launcher(cfg.mpi.launcher, os.environ)
-    cores = cores_per_rank(cfg)
-    argv = rank_argv(launcher, ranks, cores, run_dir)
-    print(f"hpcfit: starting {ranks} ranks: {' '.join(argv)}", flush=True)
-    env = dict(os.environ)
-    if launcher is Launcher.srun:
-        env["SRUN_CPUS_PER_TASK"] = str(cores)  # Slurm 22.05–23.02 srun does not inherit -c
-    code = spawn(argv, env)
-    if code != 0:
-        for line in unfinished_work(run_dir):
-            print(f"hpcfit: {line}", file=sys.stderr, flush=True)
-        print(
-            f"hpcfit: the ranks exited with status {code}; logs: {run_dir}/rank-*.log",
-            file=sys.stderr,
-            flush=True,
+    owner = claim(run_dir)
+    try:
+        write_run_inputs(run_dir, resolved, overrides)
+        launcher = choose_launcher(cfg.mpi.launcher, os.environ)
+        cores = cores_per_rank(cfg)
+        argv = rank_argv(launcher, ranks, cores, run_dir)
+        print(f"hpcfit: starting {ranks} ranks: {' '.join(argv)}", flush=True)
+        env = {**os.environ, OWNER_ENV: str(run_dir)}
+        if launcher is Launcher.srun:
+            env["SRUN_CPUS_PER_TASK"] = str(cores)  # Slurm 22.05–23.02 srun does not inherit -c
+        code = spawn(argv, env)
+        if code != 0:
+            lost = unfinished_work(run_dir)
+            for line in lost:
+                print(f"hpcfit: {line}", file=sys.stderr, flush=True)
+            message = f"the ranks exited with status {code}; logs: {run_dir}/rank-*.log"
+            print(f"hpcfit: {message}", file=sys.stderr, flush=True)
+            _record_end(run_dir, code, "; ".join([*lost, message]))
+        return code
+    finally:
+        owner.release()
+
+
+def _record_end(run_dir: Path, code: int, message: str) -> None:
+    """``run.json``'s final state when the ranks ended without writing one."""
+    from hpcfit.io.run_dir import mark_ended
+
+    mark_ended(run_dir, "killed" if code >= 128 else "failed", code, message)
+
+
+@contextlib.contextmanager
+def _signals_end_the_run(run_dir: Path):
+    """SIGTERM and SIGINT end a one-process run with 128 + n and a final ``run.json``."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        if code >= 128:
+            name = signal.Signals(code - 128).name
+            print(f"hpcfit: stopped by {name}; finished work is checkpointed", file=sys.stderr)
+            _record_end(run_dir, code, f"stopped by {name}")
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def rank_capacity(env: Mapping[str, str]) -> tuple[int, str]:
+    """How many ranks this launch may start: the Slurm allocation's tasks inside one, else the
+    CPU cores this process may run on; with what that number is, for messages."""
+    tasks = env.get("SLURM_NTASKS") if env.get("SLURM_JOB_ID") else None
+    if tasks and tasks.isdigit():
+        return int(tasks), "tasks of this Slurm allocation (SLURM_NTASKS)"
+    return len(os.sched_getaffinity(0)), "CPU cores this process may use"
+
+
+def require_capacity(ranks: int, oversubscribe: bool, env: Mapping[str, str]) -> None:
+    """ConfigError when ``ranks`` exceed :func:`rank_capacity` and oversubscribing is not asked
+    for: a thousand ranks on two cores thrash the machine for minutes before anything fails."""
+    capacity, what = rank_capacity(env)
+    if ranks > capacity and not oversubscribe:
+        raise ConfigError(
+            f"mpi.ranks: {ranks} ranks exceed the {capacity} {what}; lower mpi.ranks or set "
+            "mpi.oversubscribe=true"
         )
-    return code
 
 
 def require_inputs(cfg: Config) -> None:
@@ -154,11 +220,16 @@ def require_inputs(cfg: Config) -> None:
 
 
 def unfinished_work(run_dir: Path) -> list[str]:
-    """For each rank log, the shard attempt that started and never ended (a rank that died)."""
+    """For each rank log, the shard attempt of this run that started and never ended (a rank
+    that died)."""
+    from hpcfit.pipelines.status import RUN_BEGINS
+
     found = []
     for path in sorted(run_dir.glob("rank-*.log")):
         open_attempts: dict[str, str] = {}
         for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(RUN_BEGINS):  # an earlier run's lines are not this run's
+                open_attempts.clear()
             for marker in (" start shard ", " end shard "):
                 if marker in line:
                     head, _, tail = line.partition(marker)

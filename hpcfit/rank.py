@@ -5,7 +5,7 @@ config from ``<run_dir>/overrides.yaml`` (checking it against ``config.yaml``) a
 it; every rank then pins itself, sets its XLA device count and runs the pipeline. Ranks started
 by others (``mpiexec -n R hpcfit``, ``srun hpcfit``) reach :func:`run` through the Hydra app.
 
-Setup order (design §1.2, workloads spec §1.5): (0) the rank's role, GPU or CPU, from its
+Setup order: (0) the rank's role, GPU or CPU, from its
 node-local rank and ``device.gpus_per_node``; (1) CPU pinning from the node-local ranks' allowed
 CPU sets, with C = ``mpi.cores_per_rank`` (default: chains per rank for XPCS, 1 otherwise);
 (2) the XLA host device count = chains per rank (XPCS); (3) x64, then a check of
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcfit.config import Config, Workload, cores_per_rank
-from hpcfit.errors import ConfigError
+from hpcfit.errors import ConfigError, InputError
 from hpcfit.parallel.comm import Comm
 
 log = logging.getLogger("hpcfit")
@@ -57,7 +57,7 @@ def setup(comm: Comm, cfg: Config) -> dict[str, Any]:
 
 
 def assign_role(node: Comm, cfg: Config) -> Any:
-    """This rank's GPU or CPU role (workloads spec §1.5), applied to ``os.environ``.
+    """This rank's GPU or CPU role, applied to ``os.environ``.
 
     The XPCS fit never uses a GPU (its NUTS chains run on CPU virtual devices), so every rank
     of an XPCS job is a CPU rank. For the routed workloads, node-local ranks below
@@ -88,13 +88,40 @@ def assign_role(node: Comm, cfg: Config) -> Any:
     return role
 
 
-def run(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm) -> int:
+def run(
+    cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm, owned: bool = False
+) -> int:
     """Set up this rank and run the configured workload; returns the exit code.
 
+    Rank 0 owns the run directory (:func:`hpcfit.io.run_dir.claim`) unless ``owned`` says the
+    caller does, or the ranks were started by hpcfit's launcher, which owns it. A directory in
+    use by another run ends every rank with exit 2 before any work.
+
     The routed workloads (Kuramoto, NRPT) run on the GPU ranks' sub-communicator when some
-    ranks have the GPU role (workloads spec §1.5); the CPU ranks then wait and leave with the
+    ranks have the GPU role; the CPU ranks then wait and leave with the
     job's exit code. Otherwise every rank works.
     """
+    from hpcfit.io.run_dir import OWNER_ENV, claim
+
+    owner, busy = None, None
+    if comm.rank == 0 and not owned and not os.environ.get(OWNER_ENV):
+        try:
+            owner = claim(run_dir)
+        except InputError as exc:
+            busy = str(exc)
+    busy = comm.bcast(busy)
+    if busy is not None:
+        if comm.rank == 0:
+            sys.stderr.write(f"hpcfit: error: {busy}\n")
+        return 2
+    try:
+        return _run_ranks(cfg, run_dir, resolved, comm)
+    finally:
+        if owner is not None:
+            owner.release()
+
+
+def _run_ranks(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm) -> int:
     facts = setup(comm, cfg)
     roles = comm.bcast([f["role"] for f in facts["rank_setup"]] if comm.rank == 0 else None)
     gpu_ranks = [r for r, role in enumerate(roles) if role == "gpu"]

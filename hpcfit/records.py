@@ -11,7 +11,7 @@ import numpy as np
 
 
 class WarmStartFlag(Enum):
-    """Status flags of the NLSQ warm start (cmc spec §1.5); several may combine."""
+    """Status flags of the NLSQ warm start; several may combine."""
 
     converged = ("converged", True)
     at_bounds = ("a free parameter lies within 1e-6·(hi−lo) of a bound", True)
@@ -43,7 +43,7 @@ class StartRecord:
 
 @dataclass(frozen=True)
 class NLSQResult:
-    """The joint warm start (cmc spec §1.4).
+    """The joint warm start.
 
     ``theta_names``/``theta`` list every free quantity (varying physics in canonical order, then
     free contrast_a, then free offset_a); ``cov`` is their covariance s²(JᵀJ)⁺ and ``sigma_k`` its

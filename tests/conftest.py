@@ -1,4 +1,4 @@
-"""Strict test environment (design §2.13, §3).
+"""Strict test environment.
 
 * float64 and four virtual host devices, set in the environment *before* JAX is imported (the
   device count is read once, when the backend starts);

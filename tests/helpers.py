@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Model spec §4: the reference example (t_k = k·dt includes t = 0, so alpha_ref < 0 exercises the
+# The reference example (t_k = k·dt includes t = 0, so alpha_ref < 0 exercises the
 # t ≤ 0 rule). Values were produced by the heterodyne package's own kernel.
 REF_PARAMS = np.array(
     [2000.0, -0.5, 10.0, 50000.0, 0.8, 0.0, 300.0, 0.5, 5.0, 0.3, -0.5, 0.2, 0.1, 3.0]
@@ -24,7 +24,7 @@ REF_C2_0_LAST = 1.2563341440546192
 
 
 def reference_grid() -> np.ndarray:
-    """t_k = k × 0.01 s for k = 0…49, computed as in the spec (includes t = 0)."""
+    """t_k = k × 0.01 s for k = 0…49, computed as k·dt (includes t = 0)."""
     return np.arange(REF_N, dtype=np.float64) * REF_DT
 
 

@@ -1,4 +1,4 @@
-"""``Apptainer.def``, checked without Apptainer (spec deployment §4.3).
+"""``Apptainer.def``, checked without Apptainer.
 
 Apptainer cannot be installed on the CI machines, so the definition file is (1) linted here by a
 parser of its own (valid and required sections, templating, the README's install command, the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -286,3 +287,21 @@ def test_absurd_chi2_with_known_sigma_exits_4_with_a_reason(cmc: str, tmp_path: 
     assert "try more starts" in record["message"]
     assert "chi2_out_of_range" in proc.stdout + proc.stderr
     assert not (tmp_path / "out" / "cmc" / "shards").exists()
+
+
+def test_library_warnings_go_to_the_rank_log_with_a_console_summary(tmp_path: Path) -> None:
+    """nlsq's OptimizeWarning (an evaluation budget of 2) is not printed raw with a source line:
+    it is in rank-0.log with its location, and the console says how many there were and where.
+    A second run in the same directory appends below its own begin line."""
+    args = ("data=synthetic", "data.n_frames=24", "cmc.enabled=false", "nlsq.max_nfev=2",
+            "hydra.run.dir=out")  # fmt: skip
+    proc = hpcfit(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "OptimizeWarning" not in proc.stderr and "OptimizeWarning" not in proc.stdout
+    assert "warning(s) from libraries" in proc.stdout + proc.stderr
+    log_text = (tmp_path / "out" / "rank-0.log").read_text()
+    assert re.search(r"OptimizeWarning: .+ \(\S+\.py:\d+\)", log_text)
+    hpcfit(*args, cwd=tmp_path)
+    from hpcfit.pipelines.status import RUN_BEGINS
+
+    assert (tmp_path / "out" / "rank-0.log").read_text().count(RUN_BEGINS) == 2

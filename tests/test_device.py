@@ -1,4 +1,4 @@
-"""Device routing policy (spec/workloads.md §1.7, cases D1–D10, D12, D14's recommendation table).
+"""Device routing policy, rank roles and the threshold recommendation table.
 
 CPU-only: the GPU is a unique sentinel object returned by a patched ``first_gpu`` and compared
 with ``is``. The conftest gives four virtual CPU devices, so "elsewhere" is another CPU device.
@@ -88,10 +88,10 @@ def test_import_does_not_import_jax() -> None:
     assert json.loads(result.stdout) == []
 
 
-# --------------------------------------------------------------------------- D1, D2
+# --------------------------------------------------------------------------- explicit devices
 
 
-def test_d1_none_device_and_cpu(gpu) -> None:
+def test_none_device_and_cpu(gpu) -> None:
     assert resolve_device(None, score=10**9) is None
     other = jax.devices("cpu")[3]
     assert resolve_device(other, score=0) is other
@@ -99,7 +99,7 @@ def test_d1_none_device_and_cpu(gpu) -> None:
     assert resolve_device(" CPU ", score=10**9) == cpu0()
 
 
-def test_d1_device_ignores_bad_environment(gpu, monkeypatch) -> None:
+def test_device_ignores_bad_environment(gpu, monkeypatch) -> None:
     monkeypatch.setenv(ENV_DEVICE, "bogus")
     monkeypatch.setenv(ENV_THRESHOLD, "abc")
     other = jax.devices("cpu")[2]
@@ -107,7 +107,7 @@ def test_d1_device_ignores_bad_environment(gpu, monkeypatch) -> None:
     assert resolve_device(None) is None
 
 
-def test_d2_invalid_specs(no_gpu) -> None:
+def test_invalid_specs(no_gpu) -> None:
     with pytest.raises(ValueError, match="auto, cpu, gpu"):
         resolve_device("tpu!")
     with pytest.raises(TypeError):
@@ -117,20 +117,20 @@ def test_d2_invalid_specs(no_gpu) -> None:
     assert "JAX_PLATFORMS, CUDA_VISIBLE_DEVICES and the installed jaxlib" in str(info.value)
 
 
-def test_d2_gpu_with_gpu(gpu) -> None:
+def test_gpu_with_gpu(gpu) -> None:
     assert resolve_device("gpu") is SENTINEL
     assert resolve_device(" Gpu", score=0) is SENTINEL
 
 
-# --------------------------------------------------------------------------- D3, D4
+# --------------------------------------------------------------------------- auto and threshold
 
 
-def test_d3_auto_without_accelerator_is_noop(no_gpu) -> None:
+def test_auto_without_accelerator_is_noop(no_gpu) -> None:
     assert resolve_device("auto", score=10**9) is None
     assert resolve_device(score=10**9) is None
 
 
-def test_d4_threshold_boundary(gpu) -> None:
+def test_threshold_boundary(gpu) -> None:
     t = DEFAULT_THRESHOLD
     assert resolve_device("auto", score=t - 1) == cpu0()
     assert resolve_device("auto", score=t) is SENTINEL
@@ -138,10 +138,10 @@ def test_d4_threshold_boundary(gpu) -> None:
     assert resolve_device("auto", score=t - 1, threshold=t - 1) is SENTINEL
 
 
-# --------------------------------------------------------------------------- D5
+# --------------------------------------------------------------------------- threshold settings
 
 
-def test_d5_env_threshold(gpu, monkeypatch) -> None:
+def test_env_threshold(gpu, monkeypatch) -> None:
     monkeypatch.setenv(ENV_THRESHOLD, "10")
     assert resolve_device("auto", score=10) is SENTINEL
     assert resolve_device("auto", score=9) == cpu0()
@@ -155,29 +155,29 @@ def test_d5_env_threshold(gpu, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "nan", "inf"])
-def test_d5_bad_env_threshold_names_variable(gpu, monkeypatch, bad) -> None:
+def test_bad_env_threshold_names_variable(gpu, monkeypatch, bad) -> None:
     monkeypatch.setenv(ENV_THRESHOLD, bad)
     with pytest.raises(ValueError, match=ENV_THRESHOLD):
         resolve_device("auto", score=1)
 
 
 @pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "100", True])
-def test_d5_bad_threshold_argument_names_it(gpu, bad) -> None:
+def test_bad_threshold_argument_names_it(gpu, bad) -> None:
     with pytest.raises(ValueError, match=r"^threshold must be"):
         resolve_device("auto", score=1, threshold=bad)
 
 
-def test_d5_bad_threshold_caught_without_gpu(no_gpu, monkeypatch) -> None:
+def test_bad_threshold_caught_without_gpu(no_gpu, monkeypatch) -> None:
     """A bad setting fails on a laptop too, not only on the GPU node."""
     monkeypatch.setenv(ENV_THRESHOLD, "-5")
     with pytest.raises(ValueError, match=ENV_THRESHOLD):
         resolve_device("auto", score=1)
 
 
-# --------------------------------------------------------------------------- D6, D7
+# --------------------------------------------------------------------------- HPCFIT_DEVICE
 
 
-def test_d6_env_device(gpu, monkeypatch) -> None:
+def test_env_device(gpu, monkeypatch) -> None:
     monkeypatch.setenv(ENV_DEVICE, "cpu")
     assert resolve_device("auto", score=10**9) == cpu0()
     for off in ("none", "off", " OFF "):
@@ -192,20 +192,20 @@ def test_d6_env_device(gpu, monkeypatch) -> None:
     assert resolve_device("auto", score=1) == cpu0()
 
 
-def test_d6_env_gpu_without_gpu(no_gpu, monkeypatch) -> None:
+def test_env_gpu_without_gpu(no_gpu, monkeypatch) -> None:
     monkeypatch.setenv(ENV_DEVICE, "gpu")
     with pytest.raises(RuntimeError, match="no GPU is visible"):
         resolve_device("auto")
 
 
-def test_d6_bogus_env_names_variable(gpu, monkeypatch) -> None:
+def test_bogus_env_names_variable(gpu, monkeypatch) -> None:
     monkeypatch.setenv(ENV_DEVICE, "bogus")
     with pytest.raises(ValueError, match=ENV_DEVICE):
         resolve_device("auto", score=1)
     assert resolve_device("cpu") == cpu0()  # the variable applies only to "auto"
 
 
-def test_d7_environment_read_on_every_call(gpu, monkeypatch) -> None:
+def test_environment_read_on_every_call(gpu, monkeypatch) -> None:
     assert resolve_device("auto", score=10**9) is SENTINEL
     monkeypatch.setenv(ENV_DEVICE, "cpu")
     assert resolve_device("auto", score=10**9) == cpu0()
@@ -217,7 +217,7 @@ def test_d7_environment_read_on_every_call(gpu, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("value", [None, "", " gpu ", "Grüße", "4096"])
-def test_d7_routing_env_agrees_with_os_environ(monkeypatch, value) -> None:
+def test_routing_env_agrees_with_os_environ(monkeypatch, value) -> None:
     for name in (ENV_DEVICE, ENV_THRESHOLD):
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -226,13 +226,13 @@ def test_d7_routing_env_agrees_with_os_environ(monkeypatch, value) -> None:
         assert device._routing_env(name) == os.environ.get(name) == value
 
 
-def test_d7_routing_env_falls_back_for_a_plain_mapping(monkeypatch) -> None:
+def test_routing_env_falls_back_for_a_plain_mapping(monkeypatch) -> None:
     monkeypatch.setattr(os, "environ", {ENV_DEVICE: "cpu"})
     assert device._routing_env(ENV_DEVICE) == "cpu"
     assert device._routing_env(ENV_THRESHOLD) is None
 
 
-def test_d7_resolve_accepts_str_subclass_and_int_like_scores(gpu) -> None:
+def test_resolve_accepts_str_subclass_and_int_like_scores(gpu) -> None:
     class Name(str):
         pass
 
@@ -298,17 +298,17 @@ def test_decide_errors(spec, env, env_t, score, t, has_gpu, error, match) -> Non
         decide(spec, env, env_t, score, t, has_gpu)
 
 
-# --------------------------------------------------------------------------- D8
+# --------------------------------------------------------------------------- work scores
 
 
-def test_d8_scores() -> None:
+def test_work_scores() -> None:
     assert nrpt_score(10, 4096) == 40960
     assert kuramoto_score(8, 256) == 2048
     assert device.KURAMOTO_FACTOR == 1
     assert n_local(7, 2) == 4
 
 
-def test_d8_n_local_is_largest_block_of_load_balance() -> None:
+def test_n_local_is_largest_block_of_load_balance() -> None:
     for n in range(0, 25):
         for p in range(1, 7):
             largest = max(stop - start for start, stop in (load_balance(n, p, r) for r in range(p)))
@@ -325,16 +325,16 @@ def test_d8_n_local_is_largest_block_of_load_balance() -> None:
         (lambda: kuramoto_score(-2, 3), ValueError),
     ],
 )
-def test_d8_score_arguments_checked(call, error) -> None:
+def test_score_arguments_checked(call, error) -> None:
     with pytest.raises(error):
         call()
 
 
-# --------------------------------------------------------------------------- D9
+# --------------------------------------------------------------------------- tracer guard
 
 
 @pytest.mark.parametrize("spec", ["cpu", "device"])
-def test_d9_tracer_guard(spec) -> None:
+def test_entry_device_tracer_guard(spec) -> None:
     dev = jax.devices("cpu")[1] if spec == "device" else "cpu"
     seen = []
 
@@ -399,19 +399,19 @@ def test_first_gpu_real_cpu_platform() -> None:
     assert device.first_gpu() is None
 
 
-# --------------------------------------------------------------------------- D10
+# --------------------------------------------------------------------------- tree_device_put
 
 
 def _committed_to(x, dev) -> bool:
     return x.committed and x.devices() == {dev}
 
 
-def test_d10_none_is_identity() -> None:
+def test_tree_device_put_none_is_identity() -> None:
     tree = {"a": jnp.ones(3)}
     assert tree_device_put(tree, None) is tree
 
 
-def test_d10_uncommitted_arrays_move() -> None:
+def test_tree_device_put_uncommitted_arrays_move() -> None:
     dev = jax.devices("cpu")[1]
     tree = {"a": jnp.arange(3.0), "b": [jnp.zeros((2, 2))], "c": None}
     assert not tree["a"].committed
@@ -422,7 +422,7 @@ def test_d10_uncommitted_arrays_move() -> None:
     assert out["a"].dtype == jnp.float64
 
 
-def test_d10_already_placed_is_same_object() -> None:
+def test_tree_device_put_already_placed_is_same_object() -> None:
     dev = jax.devices("cpu")[1]
     tree = {"a": jax.device_put(jnp.arange(3.0), dev), "b": (jax.device_put(jnp.ones(2), dev),)}
     assert tree_device_put(tree, dev) is tree
@@ -430,7 +430,7 @@ def test_d10_already_placed_is_same_object() -> None:
     assert tree_device_put(only_numpy, dev) is only_numpy
 
 
-def test_d10_other_leaves_keep_identity() -> None:
+def test_tree_device_put_other_leaves_keep_identity() -> None:
     dev = jax.devices("cpu")[2]
     host, marker = np.arange(4.0), object()
     tree = {"host": host, "n": 7, "s": "ring", "obj": marker, "x": jnp.ones(2)}
@@ -440,7 +440,7 @@ def test_d10_other_leaves_keep_identity() -> None:
     assert _committed_to(out["x"], dev)
 
 
-def test_d10_one_leaf_elsewhere_moves() -> None:
+def test_tree_device_put_one_leaf_elsewhere_moves() -> None:
     dev, elsewhere = jax.devices("cpu")[0], jax.devices("cpu")[3]
     tree = [jax.device_put(jnp.ones(2), dev), jax.device_put(jnp.arange(3.0), elsewhere)]
     out = tree_device_put(tree, dev)
@@ -449,10 +449,10 @@ def test_d10_one_leaf_elsewhere_moves() -> None:
     np.testing.assert_array_equal(out[1], np.arange(3.0))
 
 
-# --------------------------------------------------------------------------- D12 rank roles
+# --------------------------------------------------------------------------- rank roles
 
 
-def test_d12_two_gpus_per_node() -> None:
+def test_two_gpus_per_node() -> None:
     r0, r1, r2 = (plan_rank_role(r, 2, {}, device_count=4) for r in range(3))
     assert (r0.role, r0["CUDA_VISIBLE_DEVICES"], r0["JAX_PLATFORMS"]) == ("gpu", "0", "cuda,cpu")
     assert (r1.role, r1["CUDA_VISIBLE_DEVICES"]) == ("gpu", "1")
@@ -463,14 +463,14 @@ def test_d12_two_gpus_per_node() -> None:
     assert r2["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
 
 
-def test_d12_zero_gpus_all_cpu() -> None:
+def test_zero_gpus_all_cpu() -> None:
     for env in ({}, {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "0,1"}):
         roles = [plan_rank_role(r, 0, env) for r in range(3)]
         assert [r.role for r in roles] == ["cpu"] * 3
         assert all(r["CUDA_VISIBLE_DEVICES"] == "" for r in roles)
 
 
-def test_d12_launch_list_is_indexed_by_local_rank() -> None:
+def test_launch_list_is_indexed_by_local_rank() -> None:
     env = {"CUDA_VISIBLE_DEVICES": "4,5"}
     assert plan_rank_role(1, 2, env)["CUDA_VISIBLE_DEVICES"] == "5"
     assert plan_rank_role(1, "auto", env)["CUDA_VISIBLE_DEVICES"] == "5"
@@ -479,7 +479,7 @@ def test_d12_launch_list_is_indexed_by_local_rank() -> None:
     assert plan_rank_role(1, 1, env).role == "cpu"
 
 
-def test_d12_per_task_lists_all_gpu() -> None:
+def test_per_task_lists_all_gpu() -> None:
     for rank in range(4):
         env = {"CUDA_VISIBLE_DEVICES": str(rank)}
         role = plan_rank_role(rank, "auto", env)
@@ -490,7 +490,7 @@ def test_d12_per_task_lists_all_gpu() -> None:
     ] == ("GPU-1a2b")
 
 
-def test_d12_node_lists_tell_binding_from_shared_gpu() -> None:
+def test_node_lists_tell_binding_from_shared_gpu() -> None:
     distinct = ["0", "1", "2"]
     roles = [
         plan_rank_role(r, "auto", {"CUDA_VISIBLE_DEVICES": v}, node_visible=distinct)
@@ -509,7 +509,7 @@ def test_d12_node_lists_tell_binding_from_shared_gpu() -> None:
     assert [r.role for r in roles] == ["gpu", "cpu", "cpu"]
 
 
-def test_d12_too_many_gpus_is_config_error() -> None:
+def test_too_many_gpus_is_config_error() -> None:
     with pytest.raises(ConfigError, match=r"device\.gpus_per_node.*'4,5'.*got 3"):
         plan_rank_role(0, 3, {"CUDA_VISIBLE_DEVICES": "4,5"})
     with pytest.raises(ConfigError, match=r"device\.gpus_per_node"):
@@ -518,7 +518,7 @@ def test_d12_too_many_gpus_is_config_error() -> None:
         plan_rank_role(0, -1, {})
 
 
-def test_d12_flags_cache_and_existing_values() -> None:
+def test_rank_role_flags_cache_and_existing_values() -> None:
     flags = "--xla_gpu_deterministic_ops=false --foo=1 --xla_force_host_platform_device_count=8"
     env = {"XLA_FLAGS": flags}
     gpu_role = plan_rank_role(0, 1, env, device_count=2, compile_cache="/scratch/jax-cache")
@@ -564,13 +564,13 @@ def test_gpus_per_node_bad_slurm_value() -> None:
         gpus_per_node_from_env({"SLURM_GPUS_ON_NODE": "4(x2)"})
 
 
-def test_d12_guard_in_this_process() -> None:
+def test_rank_role_guard_in_this_process() -> None:
     assert "jax" in sys.modules
     with pytest.raises(RuntimeError, match="before jax is imported"):
         assign_rank_devices(0, 1, {})
 
 
-def test_d12_subprocess_before_and_after_jax() -> None:
+def test_rank_role_subprocess_before_and_after_jax() -> None:
     call = (
         "from hpcfit.device import assign_rank_devices\n"
         "role = assign_rank_devices(1, 2, {'CUDA_VISIBLE_DEVICES': '4,5'})\n"
@@ -585,7 +585,7 @@ def test_d12_subprocess_before_and_after_jax() -> None:
     assert "RuntimeError" in after.stderr and "before jax is imported" in after.stderr
 
 
-# --------------------------------------------------------------------------- D14 recommendation
+# --------------------------------------------------------------------------- threshold advice
 
 
 def _rows(cpu_wins, gpu_wins):
@@ -607,11 +607,11 @@ def _rows(cpu_wins, gpu_wins):
         ([(4096, 1.5, 1.5), (8192, 2.0, 1.0)], 8192),  # a tie is a CPU win
     ],
 )
-def test_d14_recommendation_table(rows, expected) -> None:
+def test_recommendation_table(rows, expected) -> None:
     assert recommend_threshold(rows) == expected
 
 
-def test_d14_recommendation_is_nearest_power_of_two_in_log_space() -> None:
+def test_recommendation_is_nearest_power_of_two_in_log_space() -> None:
     rng = np.random.default_rng(0)
     for _ in range(200):
         low, high = sorted(rng.integers(1, 10**6, size=2).tolist())
@@ -624,6 +624,6 @@ def test_d14_recommendation_is_nearest_power_of_two_in_log_space() -> None:
 
 
 @pytest.mark.parametrize("rows", [[], [(0, 1.0, 2.0)], [(64, math.nan, 1.0)], [(64, 1.0)]])
-def test_d14_bad_rows(rows) -> None:
+def test_recommendation_bad_rows(rows) -> None:
     with pytest.raises(ValueError):
         recommend_threshold(rows)

@@ -1,4 +1,4 @@
-"""The crossover benchmark on a host without an accelerator (workloads spec §1.7 D14): one line,
+"""The crossover benchmark on a host without an accelerator: one line,
 exit status 0, no record written."""
 
 from __future__ import annotations

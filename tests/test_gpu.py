@@ -78,6 +78,6 @@ def test_nrpt_on_the_gpu_is_reproducible_and_exact_on_4x4(gpu) -> None:
     assert a.ok and b.ok
     assert np.array_equal(a.energy_series, b.energy_series)
     assert np.array_equal(a.betas, b.betas) and a.round_trips == b.round_trips
-    # open 4×4 grid, J = 1, h = 0 at β = 1 (exact enumeration, workloads spec §3.12)
+    # open 4×4 grid, J = 1, h = 0 at β = 1 (exact enumeration)
     assert abs(a.mean_energy - (-23.37283199)) < 4 * a.mean_energy_se
     assert abs(a.log_Z - 24.81764441) < 0.5

@@ -1,5 +1,5 @@
-"""Launcher mode (design §1.2): argv, launcher choice, exit-status and signal propagation, and a
-rank killed mid-shard under the real ``mpiexec`` (cmc spec §9 item 11), then resumed (item 6).
+"""Launcher mode: argv, launcher choice, exit-status and signal propagation, and a rank killed
+mid-shard under the real ``mpiexec``, then resumed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ import pytest
 from helpers import TINY_CMC, combined_arrays
 
 from hpcfit.config import Launcher
-from hpcfit.launch import choose_launcher, rank_argv, spawn, unfinished_work
+from hpcfit.errors import ConfigError
+from hpcfit.launch import (
+    choose_launcher,
+    rank_argv,
+    rank_capacity,
+    require_capacity,
+    spawn,
+    unfinished_work,
+)
+from hpcfit.pipelines.status import RUN_BEGINS
 
 
 def test_auto_launcher_uses_srun_only_inside_an_allocation(tmp_path: Path) -> None:
@@ -86,6 +95,19 @@ def test_unfinished_work_names_rank_and_shard(tmp_path: Path) -> None:
         "t INFO hpcfit: rank 0 end shard 0 attempt 0: ok\n"
     )
     assert unfinished_work(tmp_path) == ["rank 1 started shard 3 attempt 0 and did not finish it"]
+
+
+def test_unfinished_work_reads_only_the_last_run_of_a_log(tmp_path: Path) -> None:
+    """A previous run that died in shard 3 is not blamed for this run's death in shard 5."""
+    (tmp_path / "rank-1.log").write_text(
+        f"{RUN_BEGINS} 2026-12-01 10:00:00: pid 1 on a ===\n"
+        "t INFO hpcfit: rank 1 start shard 3 attempt 0\n"
+        f"{RUN_BEGINS} 2026-12-01 11:00:00: pid 2 on a ===\n"
+        "t INFO hpcfit: rank 1 start shard 3 attempt 0\n"
+        "t INFO hpcfit: rank 1 end shard 3 attempt 0: sampler ok (2.0 s)\n"
+        "t INFO hpcfit: rank 1 start shard 5 attempt 0\n"
+    )
+    assert unfinished_work(tmp_path) == ["rank 1 started shard 5 attempt 0 and did not finish it"]
 
 
 def hpcfit(run_dir: Path, *args: str) -> subprocess.Popen:
@@ -185,6 +207,10 @@ def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
     assert elapsed < 60, f"job took {elapsed:.0f} s to end after the kill"
     assert "rank 1 started shard 3 attempt 0 and did not finish it" in out, out
     assert (run_dir / "cmc" / "shards" / "shard_00001.json").exists()
+    # the launcher gives run.json the job's true end, not "running" (nor an earlier success)
+    killed = json.loads((run_dir / "run.json").read_text())
+    assert killed["status"] in ("killed", "failed") and killed["exit_code"] == job.returncode
+    assert "rank 1 started shard 3" in killed["message"]
 
     resumed = hpcfit(run_dir, "mpi.ranks=2")
     out, _ = resumed.communicate(timeout=600)
@@ -218,3 +244,28 @@ def test_missing_data_file_stops_before_any_rank_starts(tmp_path: Path) -> None:
     ]
     assert "starting 2 ranks" not in proc.stdout
     assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_rank_capacity_is_the_slurm_task_count_inside_an_allocation() -> None:
+    inside = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "16"}
+    assert rank_capacity(inside) == (16, "tasks of this Slurm allocation (SLURM_NTASKS)")
+    cores = len(os.sched_getaffinity(0))
+    assert rank_capacity({"SLURM_NTASKS": "16"}) == (cores, "CPU cores this process may use")
+    require_capacity(16, False, inside)
+    with pytest.raises(ConfigError, match=r"mpi.ranks: 17 ranks exceed the 16 tasks"):
+        require_capacity(17, False, inside)
+    require_capacity(17, True, inside)  # mpi.oversubscribe=true
+
+
+def test_more_ranks_than_cores_stop_before_any_rank_starts(tmp_path: Path) -> None:
+    """``mpi.ranks=1000`` on this machine: one line, exit 2, no rank started, no run files."""
+    run_dir = tmp_path / "many"
+    argv = [sys.executable, "-m", "hpcfit", "mpi.ranks=1000", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    cores = len(os.sched_getaffinity(0))
+    assert proc.stderr.strip().splitlines() == [
+        f"hpcfit: error: mpi.ranks: 1000 ranks exceed the {cores} CPU cores this process may "
+        "use; lower mpi.ranks or set mpi.oversubscribe=true"
+    ]
+    assert "starting" not in proc.stdout and not list(run_dir.glob("rank-*.log"))

@@ -1,6 +1,5 @@
 """The whole XPCS job on one process (SerialComm): warm start → plan → NUTS per shard →
-consensus → outputs, plus resume, failure policy and exit codes (cmc spec §6, §7, §9 items 4,
-6, 10, 11).
+consensus → outputs, plus resume, failure policy and exit codes.
 
 The pipeline runs in this process so that every test shares one set of compiled kernels.
 """

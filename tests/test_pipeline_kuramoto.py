@@ -1,4 +1,4 @@
-"""The Kuramoto job in one process (workloads spec §2.3): outputs, member keys, chunking and
+"""The Kuramoto job in one process: outputs, member keys, chunking and
 resume. Rank-count invariance is in ``tests/mpi/test_workloads_mpi.py``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sweeps and the job scripts' shell logic, without a cluster (spec deployment §2.2–2.4, §5).
+"""Sweeps and the job scripts' shell logic, without a cluster.
 
 * ``hydra/launcher=slurm`` composes into submitit parameters whose generated job script asks
   for ``mpi.ranks`` tasks per node, ``cmc.num_chains`` cores per task and PMI2;

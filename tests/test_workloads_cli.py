@@ -94,7 +94,7 @@ def test_nrpt_runs_and_writes_its_outputs(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_nrpt_schedule_and_target_acceptance_reach_the_run(tmp_path: Path) -> None:
     """nrpt.schedule is the first round's ladder; nrpt.target_acceptance sets
-    N_rec = ⌈Λ̂/(1 − a*)⌉ + 1 (Syed et al. 2022, §5.3)."""
+    N_rec = ⌈Λ̂/(1 − a*)⌉ + 1 (Syed et al. 2022, Sec. 5.3)."""
     ladder = [0.0, 0.2, 0.45, 1.0]
     proc = hpcfit(
         *NRPT,

@@ -17,7 +17,7 @@ goes to stderr). Commands:
                                         energy series
 ``quit``
 
-hamon's conventions differ from hpcfit's (spec §3.1): a swap exchanges *states* (the observer
+hamon's conventions differ from hpcfit's: a swap exchanges *states* (the observer
 sees chain positions), acceptance counts 0/1 outcomes, and round trips are counted per machine by
 hamon's index process (``round_trips_per_chain``), reset per call. The caller compares rates.
 Imports nothing from hpcfit; the protocol is ``peers/_driver.py`` (stdlib only).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create the peer venv .peers/heterodyne (Python 3.12) with heterodyne 2.0.1 and the pins of
-# /work/shared/peers.md. Idempotent: an existing venv whose pins already import is left as is.
+# Create the peer venv .peers/heterodyne (Python 3.12) with heterodyne 2.0.1 and the pins
+# below. Idempotent: an existing venv whose pins already import is left as is.
 # Usage: bash benchmarks/peers/setup_heterodyne.sh [--force]
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create the peer venv .peers/oscillatools (Python 3.12) with oscillatools 0.1.0 and its two
 # runtime dependencies (numpy, scipy): the pure-NumPy floor of its Kuramoto RK4 integrator is the
-# peer of benchmarks/kuramoto_bench.py (see /work/shared/peers.md). oscillatools is AGPL-licensed:
+# peer of benchmarks/kuramoto_bench.py. oscillatools is AGPL-licensed:
 # it lives only in this venv, is driven as a subprocess and is never imported by hpcfit.
 # Idempotent: an existing venv whose package imports is left as is.
 # Usage: bash benchmarks/peers/setup_oscillatools.sh [--force]

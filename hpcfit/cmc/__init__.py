@@ -1,1 +1,1 @@
-"""Consensus Monte Carlo: shard plan, per-shard posteriors, gates and combination (cmc spec)."""
+"""Consensus Monte Carlo: shard plan, per-shard posteriors, gates and combination."""

@@ -1,6 +1,6 @@
-"""Combination of shard posteriors in the unconstrained coordinates u (cmc spec §5).
+"""Combination of shard posteriors in the unconstrained coordinates u.
 
-Built from NumPyro's own pieces (design §2.8): ``numpyro.infer.hmc_util.consensus`` and
+Built from NumPyro's own pieces: ``numpyro.infer.hmc_util.consensus`` and
 ``parametric`` / ``parametric_draws`` take a list of per-shard dicts of flattened draws. This
 module only validates, flattens chain-major, applies the robust exclusion rule and reshapes
 back; mapping u → θ = T(u) belongs to another module.
@@ -130,7 +130,7 @@ def combine(
 
 
 def mad_outliers(means: np.ndarray, names: Sequence[str], robust_z: float) -> list[tuple[int, str]]:
-    """Shards whose mean is a MAD outlier on any parameter (spec §5, robust step 2).
+    """Shards whose mean is a MAD outlier on any parameter (robust step 2).
 
     Parameters
     ----------
@@ -198,7 +198,7 @@ def _from_dict(d: dict[str, jax.Array], shape: tuple[int, ...]) -> np.ndarray:
 def _third_party_broadcasting():
     """NumPyro broadcasts by implicit rank promotion (MultivariateNormal.sample adds loc (P,) to
     (S, P); the diagonal weights divide (K, P) by (P,)); the strict "raise" setting of the tests
-    (design §2.13) is for our code, so allow it inside these calls only."""
+    is for our code, so allow it inside these calls only."""
     return jax.numpy_rank_promotion("allow")
 
 

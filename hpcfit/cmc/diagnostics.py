@@ -1,4 +1,4 @@
-"""Per-shard NUTS diagnostics and the gates that pass or fail a shard (cmc spec §4.1, §4.2).
+"""Per-shard NUTS diagnostics and the gates that pass or fail a shard.
 
 R-hat and ESS come from ArviZ's array layer (``arviz_stats.rhat`` / ``arviz_stats.ess`` on a
 NumPy array, which dispatch to ``arviz_stats.base.array_stats``); summary tables are never used
@@ -51,6 +51,8 @@ class Diagnostics:
     max_tree_depth: int
     tree_depth_hit_rate: float
     nonfinite_fraction: float
+    mean_steps: float  # leapfrog steps (gradient evaluations) per transition
+    median_steps: float
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (strict JSON: NaN/Inf become ``None``)."""
@@ -59,7 +61,7 @@ class Diagnostics:
 
 @dataclass(frozen=True)
 class Gates:
-    """Shard gates (``cmc.gates.*``, spec §4.2). ESS thresholds are per chain (ESS / chains)."""
+    """Shard gates (``cmc.gates.*``). ESS thresholds are per chain (ESS / chains)."""
 
     max_rhat: float = 1.05
     min_ess_bulk_per_chain: float = 100.0
@@ -86,7 +88,7 @@ def shard_diagnostics(
     max_tree_depth: int,
     names: Sequence[str] | None = None,
 ) -> Diagnostics:
-    """Compute the §4.1 diagnostics of one shard.
+    """Compute the diagnostics of one shard.
 
     Parameters
     ----------
@@ -139,6 +141,8 @@ def shard_diagnostics(
         max_tree_depth=int(max_tree_depth),
         tree_depth_hit_rate=int(hits) / n_total,
         nonfinite_fraction=int(nonfinite) / n_total,
+        mean_steps=float(np.mean(fields["num_steps"])),
+        median_steps=float(np.median(fields["num_steps"])),
     )
 
 
@@ -251,7 +255,7 @@ def _finite_or_none(v: Any) -> Any:
 
 def convergence(draws: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Rank-normalised split R-hat and bulk/tail ESS per parameter of (chains, samples, P) draws
-    (used for the combined draws, §5; reported, not gated)."""
+    (used for the combined draws; reported, not gated)."""
     x, names = _as_array(np.asarray(draws, dtype=np.float64), names)
     with np.errstate(divide="ignore", invalid="ignore"):
         rhat = arviz_stats.rhat(x, method="rank", chain_axis=0, draw_axis=1)

@@ -1,4 +1,4 @@
-"""Shards over ranks: distribute, sample owned shards with checkpoints, gather (cmc spec §7).
+"""Shards over ranks: distribute, sample owned shards with checkpoints, gather.
 
 Rank 0 builds a :class:`ShardJob` (everything a rank needs, a few kB) and the pooled points;
 :func:`distribute` broadcasts the job and sends each rank the points of its shards with
@@ -42,8 +42,8 @@ class ShardJob:
     """What every rank needs to run its shards, broadcast once by rank 0.
 
     ``sigma`` holds σ_a per slot (fixed noise, or the HalfNormal scale with ``sample_sigma``);
-    ``fingerprint_doc`` is the part of every shard's checkpoint fingerprint shared by all shards
-    (cmc spec §7.3); ``checkpoint_dir`` is None when checkpoints are off.
+    ``fingerprint_doc`` is the part of every shard's checkpoint fingerprint shared by all
+    shards; ``checkpoint_dir`` is None when checkpoints are off.
     """
 
     grid: SlotGrid
@@ -174,7 +174,7 @@ class Progress:
             eta = elapsed / self.done * left if self.done else float("nan")
             log.info(
                 "shard %d done on rank %d (%d/%d): %s, %.1f s, max R-hat %s, %s divergent, "
-                "ETA %.0f s",
+                "leapfrog steps per iteration %s, ETA %.0f s",
                 note["shard_id"],
                 note["rank"],
                 self.done,
@@ -183,6 +183,7 @@ class Progress:
                 note["wall_s"],
                 note["max_rhat"],
                 note["n_divergent"],
+                note["steps"],
                 eta,
             )
 
@@ -198,7 +199,21 @@ def progress_note(result: ShardResult, rank: int, reused: bool) -> dict[str, Any
         "wall_s": result.wall_s,
         "max_rhat": f"{max(rhat):.4f}" if rhat else "n/a",
         "n_divergent": diag.get("n_divergent", "n/a"),
+        "steps": _steps_text(result),
     }
+
+
+def _steps_text(result: ShardResult) -> str:
+    """Mean/median leapfrog steps, tree-depth hits and step size of the last attempt."""
+    last = result.attempts[-1] if result.attempts else {}
+    if last.get("mean_steps") is None:
+        return "n/a"
+    sizes = last.get("step_size") or []
+    size = f", step size {min(sizes):.3g}–{max(sizes):.3g}" if sizes else ""
+    return (
+        f"mean {last['mean_steps']:.1f} median {last['median_steps']:.0f} "
+        f"({last['tree_depth_hits']} tree-depth hits{size})"
+    )
 
 
 class ProgressMonitor:

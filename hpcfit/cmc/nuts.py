@@ -1,10 +1,10 @@
-"""One NUTS attempt on one shard (cmc spec §3.3, §3.4; retry schedule §4.3).
+"""One NUTS attempt on one shard, and the retry schedule.
 
 ``run_attempt`` builds the shard's NumPyro model (``target.py``), draws per-chain starts with
 the attempt's init key, and runs an ordinary ``MCMC(NUTS(...))`` with ``chain_method="parallel"``
 on the process's virtual CPU devices, keyed only by (seed, shard id, attempt) through
 ``hpcfit.parallel.keys.attempt_keys``. It never raises: a missing device, a start that stays
-non-finite, or any exception becomes an :class:`AttemptResult` with a status (design §2.6).
+non-finite, or any exception becomes an :class:`AttemptResult` with a status.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from hpcfit.cmc.target import MODES, Mode, ShardTarget, numpyro_model
 from hpcfit.parallel.keys import attempt_keys
 
 EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy")
-MAX_REDRAWS = 10  # §3.3: a non-finite start is redrawn up to 10 times, then bad_init
-TARGET_ACCEPT_CAP = 0.99  # §4.3: each retry halves the distance to 0.99
+MAX_REDRAWS = 10  # a non-finite start is redrawn up to 10 times, then bad_init
+TARGET_ACCEPT_CAP = 0.99  # each retry halves the distance to 0.99
 
 
 @dataclass(frozen=True)
 class NutsSettings:
-    """Sampler settings of one attempt (``cmc.*``; defaults of §3.4)."""
+    """Sampler settings of one attempt (``cmc.*`` and their defaults)."""
 
     num_warmup: int = 500
     num_samples: int = 1000
@@ -56,7 +56,7 @@ class NutsSettings:
 
 
 def attempt_settings(settings: NutsSettings, attempt: int) -> NutsSettings:
-    """Settings of attempt r ≥ 0 (§4.3): t_r = t_{r−1} + (0.99 − t_{r−1})/2, warmup
+    """Settings of attempt r ≥ 0: t_r = t_{r−1} + (0.99 − t_{r−1})/2, warmup
     2^r·num_warmup, all else unchanged. In float64, 0.9 → 0.9450000000000001 → 0.9675.
     """
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
@@ -94,6 +94,7 @@ class AttemptResult:
     num_steps: np.ndarray | None = None
     energy: np.ndarray | None = None
     init_redraws: int = 0
+    step_size: np.ndarray | None = None  # adapted NUTS step size per chain
     error_type: str | None = None
     traceback: str | None = field(default=None, repr=False)
 
@@ -106,7 +107,7 @@ class AttemptResult:
 def initial_params(
     target: ShardTarget, data: Any, precond: Preconditioner, model, s: NutsSettings, k_init
 ) -> tuple[dict[str, jax.Array] | None, int]:
-    """Per-chain starts in sampler coordinates (§3.3), redrawing non-finite ones.
+    """Per-chain starts in sampler coordinates, redrawing non-finite ones.
 
     z₀,c = init_jitter·ε_c with ε ~ N(0, I) from ``k_init``; round j = 1…10 redraws the chains
     whose potential is not finite from ``fold_in(k_init, j)`` (finite starts are kept). In mass
@@ -211,8 +212,9 @@ def run_attempt(
             draws_theta=np.asarray(draws["theta"], dtype=np.float64),
             **{k: np.asarray(extra[k]) for k in EXTRA_FIELDS},
             init_redraws=redraws,
+            step_size=np.atleast_1d(np.asarray(mcmc.last_state.adapt_state.step_size, float)),
         )
-    except Exception as exc:  # guarded shard work: failures are records (design §2.6)
+    except Exception as exc:  # guarded shard work: failures are records
         return record(
             "failed",
             f"{type(exc).__name__}: {exc}",

@@ -1,4 +1,4 @@
-"""The shard plan: how many shards (cmc spec §2.2) and which points each holds (§2.1).
+"""The shard plan: how many shards and which points each holds.
 
 The assignment is angle-balanced and random and depends only on (seed, K) and the pooled slot
 labels; it never reads the rank count R. Pure NumPy, no JAX.
@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 
 MIN_SLOT_POINTS_WARN = 100
-"""A shard holding fewer points of some slot than this is reported (§2.1)."""
+"""A shard holding fewer points of some slot than this is reported."""
 
-_MAX_SHARDS = 2**31 - 1  # shard ids stay below the combination id (§3.4)
+_MAX_SHARDS = 2**31 - 1  # shard ids stay below the combination key's id 2³¹ − 1
 
 
 def _positive(name: str, value: int, lo: int = 1) -> int:
@@ -32,7 +32,7 @@ def resolve_n_shards(
     min_points_per_shard: int = 2000,
     min_shards_per_rank: int = 1,
 ) -> int:
-    """The shard count K: a pinned integer, or the ``auto`` rule of §2.2.
+    """The shard count K: a pinned integer, or the ``auto`` rule below.
 
     ``auto``::
 
@@ -68,14 +68,14 @@ def resolve_n_shards(
 
 
 def idle_rank_note(n_shards: int, n_ranks: int) -> str | None:
-    """The §2.2 warning text when K is not a multiple of R (some ranks idle), else None."""
+    """The warning text when K is not a multiple of R (some ranks idle), else None."""
     if n_shards % n_ranks == 0:
         return None
     return f"{n_shards} shards on {n_ranks} ranks: K is not a multiple of R, so some ranks idle"
 
 
 def padded_size(n_points: int, n_shards: int) -> int:
-    """⌈M/K⌉: the common shard length when shards are padded with masked points (§2.1)."""
+    """⌈M/K⌉: the common shard length when shards are padded with masked points."""
     if n_points < 0:
         raise ValueError(f"the number of points must be >= 0, got {n_points}")
     return -(-n_points // _positive("the number of shards K", n_shards))
@@ -91,7 +91,7 @@ def points_sha256(a: np.ndarray, i: np.ndarray, j: np.ndarray) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ShardPlan:
-    """Assignment of the M pooled points to K shards (§2.1).
+    """Assignment of the M pooled points to K shards.
 
     Attributes
     ----------
@@ -154,7 +154,7 @@ class ShardPlan:
 
 
 def plan_shards(a: np.ndarray, n_phi: int, seed: int, n_shards: int) -> ShardPlan:
-    """Assign pooled points to shards, angle-balanced and random (§2.1).
+    """Assign pooled points to shards, angle-balanced and random.
 
     For each slot a in turn, its points are visited in the order of a permutation drawn with
     ``Generator(PCG64(SeedSequence([seed, a])))``; the g-th point visited (g counting across

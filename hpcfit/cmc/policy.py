@@ -1,6 +1,6 @@
-"""Shard failure policy and exclusion accounting (cmc spec §4.3, §7.2; design §2.6).
+"""Shard failure policy and exclusion accounting.
 
-An attempt fails on a non-ok sampler status (``bad_init``, ``failed``), a failed §4.2 gate, or
+An attempt fails on a non-ok sampler status (``bad_init``, ``failed``), a failed shard gate, or
 any exception in the attempt or its diagnostics, which becomes part of its record and never
 escapes. ``exclusion_report`` applies the global guard to the per-shard outcomes.
 """
@@ -23,7 +23,7 @@ log = logging.getLogger("hpcfit")
 
 POLICIES = ("retry", "exclude", "abort")
 STATUSES = ("ok", "excluded", "failed")
-EXIT_SHARD_FAILURE = 3  # §7.2: abort, or too many shards excluded
+EXIT_SHARD_FAILURE = 3  # abort, or too many shards excluded
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class ShardResult:
     attempt passed under retry / exclude) or "failed" (abort policy: the caller stops the job).
     ``attempts`` holds one dict per attempt run, in order, with keys attempt, target_accept,
     num_warmup, status ("ok", "gates_failed", or the sampler's "bad_init" / "failed"), message,
-    gate_failures, gate_warnings, error_type, traceback, wall_s. Draws are float64
+    gate_failures, gate_warnings, error_type, traceback, wall_s, and for an attempt whose sampler
+    finished mean_steps, median_steps (leapfrog steps per transition), tree_depth_hits and
+    step_size (the adapted step size per chain). Draws are float64
     (chains, samples, P) and None unless ``status == "ok"``; ``diagnostics`` is the kept
     attempt's ``Diagnostics.to_json()``. ``wall_s`` is the shard's total wall time (s).
     """
@@ -141,9 +143,15 @@ def _one_attempt(attempt_fn, target, data, precond, n_shards, seed, shard_id, r,
             gate = apply_gates(diag, gates, n_chains=theta.shape[0])
             rec["gate_failures"], rec["gate_warnings"] = list(gate.failures), list(gate.warnings)
             rec["status"] = "ok" if gate.passed else "gates_failed"
+            rec["mean_steps"], rec["median_steps"] = diag.mean_steps, diag.median_steps
+            rec["tree_depth_hits"] = round(
+                diag.tree_depth_hit_rate * theta.shape[0] * theta.shape[1]
+            )
+            size = getattr(res, "step_size", None)
+            rec["step_size"] = None if size is None else [float(x) for x in size]
             if gate.passed:
                 kept = (np.asarray(res.draws_u, dtype=np.float64), theta, diag.to_json())
-    except Exception as exc:  # guarded shard work: failures are records (design §2.6)
+    except Exception as exc:  # guarded shard work: failures are records
         rec.update(status="failed", message=f"{type(exc).__name__}: {exc}")
         rec.update(error_type=type(exc).__name__, traceback=traceback.format_exc())
         kept = None
@@ -157,12 +165,12 @@ def exclusion_report(
     max_excluded_fraction: float = 0.25,
     shard_sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Exclusion accounting and the global guard (§4.3) over one result per shard id 0…K−1.
+    """Exclusion accounting and the global guard over one result per shard id 0…K−1.
 
     Returns a JSON-ready dict: n_shards K, n_used K′, used_ids, excluded_ids, failed_ids
     (abort), reasons {str(id): reason}, fraction_shards_used, excluded_fraction,
     fraction_points_used (from ``shard_sizes``, points per shard; else None), prior_exponent
-    K′/K, fatal, fatal_reason, exit_code (0, or 3 per §7.2). ``fatal`` holds when more than
+    K′/K, fatal, fatal_reason, exit_code (0, or 3 when fatal). ``fatal`` holds when more than
     ``max_excluded_fraction`` of the shards are out, none is left, or one failed under abort.
     """
     if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:

@@ -1,4 +1,4 @@
-"""Centre û and whitening factor L of the per-shard sampler, from the warm start (cmc spec §3.2).
+"""Centre û and whitening factor L of the per-shard sampler, from the warm start.
 
 Warm start (θ̂, Σ̂ from NLSQ)::
 
@@ -16,11 +16,11 @@ L = chol(Σ_w), retried with jitter 1e-10·mean(diag)·10^k, k = 0…4, else the
 Cold start: û = T⁻¹(θ̃) from the configured start values, Σ_w diagonal with entries
 K·(min(prior_sd, (hi − lo)/4)·G_pp)², sds clipped to [1e-8, 2].
 
-Decisions where the spec is silent: a coordinate with one infinite bound (lo + exp(u), e.g. a
+Choices made here: a coordinate with one infinite bound (lo + exp(u), e.g. a
 sampled σ_a) is clipped 1e-4·prior_sd away from its finite bound, and an infinite width drops
-out of min(prior_sd, (hi − lo)/4); ``whiten_scale`` scales warm starts only (the spec writes it
-into Σ_w of the warm start alone). A sampled σ_a enters as an extra coordinate with bounds
-(0, inf), θ̂ = σ̂_a and variance σ̂_a²/(2M_a): the delta method then gives the spec's K/(2M_a).
+out of min(prior_sd, (hi − lo)/4); ``whiten_scale`` scales warm starts only (it enters
+Σ_w of the warm start alone). A sampled σ_a enters as an extra coordinate with bounds
+(0, inf), θ̂ = σ̂_a and variance σ̂_a²/(2M_a): the delta method then gives K/(2M_a).
 From an ``NLSQResult`` r: ``from_warm_start(r.theta_names, r.theta, r.cov, lo, hi, prior_sd, K,
 unidentified=r.unidentified)``; pinned rows are found here with NLSQ's own 1e-6 rule.
 """
@@ -36,7 +36,7 @@ import numpy as np
 from hpcfit.cmc.transform import BoxTransform
 
 CLIP_REL = 1e-4  # θ̃ keeps this fraction of the width away from each bound
-PIN_RTOL = 1e-6  # NLSQ's pinned rule (cmc spec §1.5)
+PIN_RTOL = 1e-6  # NLSQ's pinned rule
 SD_MIN, SD_MAX = 1e-8, 2.0  # allowed whitened sds in u
 JITTER_BASE, JITTER_TRIES = 1e-10, 5
 
@@ -116,7 +116,7 @@ def from_warm_start(
     whiten_scale: float = 1.0,
     unidentified: Sequence[str] = (),
 ) -> Preconditioner:
-    """û and L from a warm start θ̂ ± Σ̂ by the delta method (§3.2).
+    """û and L from a warm start θ̂ ± Σ̂ by the delta method.
 
     Parameters
     ----------
@@ -165,7 +165,7 @@ def from_cold_start(
     prior_sd: np.ndarray,
     n_shards: int,
 ) -> Preconditioner:
-    """û and diagonal L without a warm start (§3.2 cold start).
+    """û and diagonal L without a warm start (cold start).
 
     Parameters
     ----------

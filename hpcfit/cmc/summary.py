@@ -1,4 +1,4 @@
-"""Posterior summary and the NLSQ-vs-CMC table (cmc spec §6).
+"""Posterior summary and the NLSQ-vs-CMC table.
 
 Statistics come from all S = chains·samples combined θ draws (flattened chain-major) in float64
 with plain NumPy: mean, sd (ddof = 1), quantiles 2.5/16/50/84/97.5 (``method="linear"``). They

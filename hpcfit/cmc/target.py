@@ -1,4 +1,4 @@
-"""A generic shard target and its NumPyro model (cmc spec §3.1, §3.2).
+"""A generic shard target and its NumPyro model.
 
 The target knows nothing about XPCS: P named parameters θ with box bounds, TruncatedNormal
 priors on the bounds, and a pure JAX log-likelihood of θ and the shard's data pytree. The
@@ -127,7 +127,7 @@ class ShardTarget:
 def numpyro_model(
     target: ShardTarget, precond: Preconditioner, n_shards: int, mode: Mode = "whiten"
 ) -> Callable[[Any], None]:
-    """The NumPyro model ``model(data)`` of one shard (§3.1, §3.2).
+    """The NumPyro model ``model(data)`` of one shard.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The bijection T from unconstrained coordinates u ∈ ℝ^P to the parameter box (cmc spec §3.2).
+"""The bijection T from unconstrained coordinates u ∈ ℝ^P to the parameter box.
 
 Per coordinate, T is NumPyro's own bijection ``biject_to(support)`` for the support of that
 coordinate's prior, so the whiten mode (which applies T by hand) and the mass / none modes
@@ -142,7 +142,7 @@ class BoxTransform:
         return self._map(u, lambda t, v: t.log_abs_det_jacobian(v, t(v)))
 
     def inverse_derivative(self, theta: np.ndarray) -> np.ndarray:
-        """G_pp = dT_p⁻¹/dθ_p = 1/T_p′(u_p), the delta-method factor of §3.2 (NumPy, float64).
+        """G_pp = dT_p⁻¹/dθ_p = 1/T_p′(u_p), the delta-method factor (NumPy, float64).
 
         (hi − lo)/((θ − lo)(hi − θ)) for an interval, 1/(θ − lo) or 1/(hi − θ) for one bound,
         1 for none.

@@ -79,7 +79,7 @@ def gather(comm: Comm, block: Any, k: KuramotoConfig, run_dir: Path) -> Gathered
     """Gather every rank's block to rank 0 in rank order (= member order).
 
     Trajectories travel one rank at a time and go straight into a partial HDF5 file, so rank
-    0 holds at most one rank's trajectories in memory (spec §2.3).
+    0 holds at most one rank's trajectories in memory.
     """
     theta0 = comm.gatherv(block.theta0)
     omega = comm.gatherv(block.omega)

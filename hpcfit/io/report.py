@@ -1,4 +1,4 @@
-"""Rank 0's CMC outputs (cmc spec §6): combined draws, summary, diagnostics, results.h5,
+"""Rank 0's CMC outputs: combined draws, summary, diagnostics, results.h5,
 posterior.nc and plots. Every file is written atomically; numbers are never rounded."""
 
 from __future__ import annotations

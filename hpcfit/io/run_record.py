@@ -96,6 +96,20 @@ class RunRecord:
     def set(self, **facts: Any) -> None:
         self.facts.update(facts)
 
+    def start(self, n_ranks: int) -> Path:
+        """Write ``run.json`` now, state ``running``: a run that dies leaves this, never an
+        earlier run's record. ``launcher`` says who started the ranks (and with which pid)."""
+        from hpcfit.io.run_dir import OWNER_ENV
+
+        if os.environ.get(OWNER_ENV):
+            launcher = f"hpcfit (pid {os.getppid()})"
+        elif n_ranks > 1:
+            launcher = "mpiexec/srun"
+        else:
+            launcher = "none (one process)"
+        self.facts.update(ranks=n_ranks, launcher=launcher)
+        return write_json(self.run_dir / "run.json", self.facts)
+
     def finish(self, status: str, exit_code: int, message: str | None = None) -> Path:
         self.facts.update(
             status=status, exit_code=exit_code, message=message, wall_s=time.time() - self.started

@@ -1,5 +1,5 @@
 """Rank 0's warm-start outputs: the data record, ``nlsq/result.{json,npz}``, the c2 maps and
-the plain-text table (cmc spec §1.4). Writing only; the fit is :mod:`hpcfit.xpcs.nlsq`."""
+the plain-text table. Writing only; the fit is :mod:`hpcfit.xpcs.nlsq`."""
 
 from __future__ import annotations
 

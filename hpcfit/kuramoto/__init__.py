@@ -1,4 +1,4 @@
-"""Networked Kuramoto oscillators: RK4 trajectories, ensembles and gradients (workloads spec §2).
+"""Networked Kuramoto oscillators: RK4 trajectories, ensembles and gradients.
 
     dθ_j/dt = ω_j + Σ_k K_jk sin(θ_k − θ_j)
 

@@ -1,13 +1,13 @@
 """Jitted batch kernels: members in fixed-size chunks, so a member's result never depends on the
-batch it was computed in (workloads spec §1.4).
+batch it was computed in.
 
 A batch of B members (B = 1 for the single-member entry points) is padded to a multiple of the
 chunk size C and run as ``lax.map`` over chunks; inside a chunk the C members are one ``vmap``
 of :func:`hpcfit.kuramoto.rk4.solve` with ω and K shared (``in_axes=None``) or per member
 (``in_axes=0``), chosen from their number of dimensions. Every chunk is the same compiled
 computation on arrays of the same shapes, so member m gets the same bits whatever B is, whatever
-its position, and whether it came from a single call or an ensemble (test K7; rank-count
-invariance K13).
+its position, and whether it came from a single call or an ensemble (the tests check this,
+and rank-count invariance, bitwise).
 
 Why fixed chunks and not one vmap over the whole batch: XLA:CPU contracts a·b + c into fused
 multiply-adds inside vectorised loops but not in their scalar remainders, and a shared-K mat-vec

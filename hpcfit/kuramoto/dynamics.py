@@ -1,4 +1,4 @@
-"""The networked Kuramoto vector field and the order parameter (workloads spec §2.1).
+"""The networked Kuramoto vector field and the order parameter.
 
     dθ_j/dt = f_j(θ) = ω_j + Σ_k K_jk sin(θ_k − θ_j),   j = 1…N
 

@@ -1,4 +1,4 @@
-"""Ensembles of networks: ``ensemble`` and ``ensemble_gradient`` (spec §2.2, §1.4).
+"""Ensembles of networks: ``ensemble`` and ``ensemble_gradient``.
 
 Members are a ``vmap`` of the single-network integrator with ω and K shared (in_axes None, for
 ω (N,) and K (N, N)) or per member (in_axes 0, for ω (B, N) and K (B, N, N)), chosen from their

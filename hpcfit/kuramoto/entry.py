@@ -1,4 +1,4 @@
-"""What every public Kuramoto entry point does around its kernel (workloads spec §1.3, §2.2).
+"""What every public Kuramoto entry point does around its kernel.
 
 1. check the arguments (:mod:`hpcfit.kuramoto.validate`), before anything compiles;
 2. resolve the device **once** with the score B·N (``hpcfit.device.resolve_entry_device``, which

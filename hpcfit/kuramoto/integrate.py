@@ -1,4 +1,4 @@
-"""Single-network entry points: ``trajectory``, ``final_state`` and ``gradient`` (spec §2.2).
+"""Single-network entry points: ``trajectory``, ``final_state`` and ``gradient``.
 
 Each call checks its arguments before anything compiles (:class:`hpcfit.errors.ConfigError`),
 resolves its device once with the score 1·N, and runs the same jitted chunk kernel as

@@ -1,13 +1,13 @@
-"""Networks and frequency samples for the Kuramoto workload, its tests and benchmarks (spec §2).
+"""Networks and frequency samples for the Kuramoto workload, its tests and benchmarks.
 
 NumPy only (host arrays, float64). Frequencies in rad per unit time, couplings likewise.
 
-* :func:`bench_network`: the benchmark network of spec §2.7 (oscillatools' test network with a
+* :func:`bench_network`: the benchmark network (oscillatools' test network with a
   fixed seed): ``rng = numpy.random.default_rng(20260703)``, ω = rng.normal(0, 0.7, N) drawn
   first, then θ0 = rng.uniform(0, 2π, N); K = coupling/N off the diagonal.
 * :func:`all_to_all`: K_jk = coupling/N for j ≠ k, 0 on the diagonal (mean-field coupling).
 * :func:`lorentzian_frequencies`, :func:`gaussian_frequencies`: deterministic samples of a
-  frequency density g (quantiles at (j − ½)/N), for the synchronisation tests of spec §2.6; with
+  frequency density g (quantiles at (j − ½)/N), for the synchronisation tests; with
   them the all-to-all network synchronises above K_c = 2/(π g(0)) (Kuramoto 1975; Strogatz,
   Physica D 143, 1, 2000).
 """
@@ -50,7 +50,7 @@ def all_to_all(n_oscillators: int, coupling: float) -> np.ndarray:
 def bench_network(
     n_oscillators: int = 256, coupling: float = 1.8, seed: int = BENCH_SEED
 ) -> BenchNetwork:
-    """(ω, θ0, K) of the benchmark network (spec §2.7); N = 256 by default."""
+    """(ω, θ0, K) of the benchmark network; N = 256 by default."""
     n = _size(n_oscillators)
     rng = np.random.default_rng(seed)
     omega = rng.normal(0.0, BENCH_SIGMA, n)

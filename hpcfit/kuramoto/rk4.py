@@ -4,7 +4,7 @@
     θ⁺ = θ + dt/6·(k1 + 2k2 + 2k3 + k4)
 
 (Kutta, Z. Math. Phys. 46, 435, 1901; Hairer, Nørsett & Wanner, "Solving Ordinary Differential
-Equations I", §II.1.) Phases are not wrapped. A trajectory has n_steps + 1 rows, row 0 being θ0.
+Equations I", Sec. II.1.) Phases are not wrapped. A trajectory has n_steps + 1 rows, row 0 is θ0.
 
 Everything here is a pure function of one member (no batching, no validation, no jit): the
 batched, jitted kernels live in :mod:`hpcfit.kuramoto.chunks` and the checked public entry

@@ -1,4 +1,4 @@
-"""Argument checks of the Kuramoto entry points, run before anything is compiled (spec §2.2).
+"""Argument checks of the Kuramoto entry points, run before anything is compiled.
 
 Every failure raises :class:`hpcfit.errors.ConfigError` naming the argument, what was expected
 and what was received. Arrays may be NumPy arrays, ``jax.Array`` s or nested sequences; they

@@ -1,4 +1,4 @@
-"""Non-reversible parallel tempering (NRPT) on Ising models (spec/workloads.md §3).
+"""Non-reversible parallel tempering (NRPT) on Ising models.
 
 Pigeons.jl's design (Syed, Bouchard-Côté, Deligiannidis, Doucet, JRSS-B 2022; Surjanovic et al.
 2023): deterministic even-odd swaps of chain indices, Rao–Blackwellised rejection rates, rounds of

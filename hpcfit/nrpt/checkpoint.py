@@ -1,4 +1,4 @@
-"""Round-boundary checkpoints of an NRPT run (spec §3.10, §4; cmc.md §7.3).
+"""Round-boundary checkpoints of an NRPT run.
 
 After each completed round rank 0 writes ``<dir>/nrpt_checkpoint.npz`` in one atomic write
 (``hpcfit.io.atomic.write_npz``: temporary file, fsync, ``os.replace``), so the file on disk is
@@ -9,7 +9,7 @@ sampling). A JSON header inside the archive records the format, the fingerprint 
 configuration (target definition, N, n_expl, seed, number of rounds, a*, first ladder) and
 that configuration.
 
-Keys are counter-based (§3.4), so resuming from round k is bitwise equal to not stopping.
+Keys are counter-based, so resuming from round k is bitwise equal to not stopping.
 Loading never raises: a missing file resumes nothing, a mismatched or unreadable one is ignored
 with a warning naming the reason.
 """
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hpcfit.errors import AdviceWarning
 from hpcfit.io.atomic import write_npz
 from hpcfit.io.checkpoint import fingerprint
 
@@ -145,5 +146,5 @@ def load(directory: str | Path, config: dict[str, Any]) -> dict[str, Any] | None
                 return out
     except Exception as exc:  # a damaged file is a reason to start afresh, never to stop
         reason = f"unreadable ({type(exc).__name__}: {exc})"
-    warnings.warn(f"ignoring NRPT checkpoint {path}: {reason}", RuntimeWarning, stacklevel=3)
+    warnings.warn(f"ignoring NRPT checkpoint {path}: {reason}", AdviceWarning, stacklevel=3)
     return None

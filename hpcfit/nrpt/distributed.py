@@ -1,4 +1,4 @@
-"""Path B: a round over MPI ranks, Pigeons.jl's "entangled" replicas (spec §3.10).
+"""Path B: a round over MPI ranks, Pigeons.jl's "entangled" replicas.
 
 Replicas are split into contiguous blocks by ``load_balance`` (a block may be empty); states never
 leave their rank. Each scan:

@@ -1,6 +1,6 @@
-"""Per-scan NRPT kernels and the two ways of running a round (spec §3.4–3.5).
+"""Per-scan NRPT kernels and the two ways of running a round.
 
-Keys (§3.4): k_r = fold_in(PRNGKey(seed), r) for global replica id r; the initial state is
+Keys: k_r = fold_in(PRNGKey(seed), r) for global replica id r; the initial state is
 ``sample_reference(fold_in(k_r, 0))``; scan t uses fold_in(k_r, t + 1), split into (explore,
 swap); the swap key gives v_r = log U_r, drawn by every replica every scan.
 

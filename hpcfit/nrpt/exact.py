@@ -1,11 +1,11 @@
-"""Exact answers for small models and for the Gaussian path (spec §3.11–3.12).
+"""Exact answers for small models and for the Gaussian path.
 
 * :func:`enumerate_ising`: streaming exact enumeration of all 2ⁿ states (n ≤ 20) at β_t:
   log Z, ⟨H⟩, Var H, ⟨M⟩, ⟨|M|⟩, ⟨M²⟩ (M = Σs/n) and the marginals ⟨s_i⟩. States are processed in
   blocks with a running log-sum-exp, so memory stays bounded.
 * :func:`gaussian_barrier` and :func:`gaussian_log_z_ratio`: the closed forms of Pigeons'
   ``toy_mvn_target`` path, Λ(β) = c_d·log(σ_0/σ_β) with c_d = 2^{2−d}/B(d/2, d/2) and
-  log Z_1/Z_0 = −(d/2) log p_1 (Predescu et al. 2004; Syed et al. 2022, §5).
+  log Z_1/Z_0 = −(d/2) log p_1 (Predescu et al. 2004; Syed et al. 2022, Sec. 5).
 
 Pure NumPy/SciPy.
 """
@@ -87,7 +87,7 @@ def enumerate_ising(model: IsingModel) -> ExactIsing:
 
 
 def gaussian_barrier_constant(d: int) -> float:
-    """c_d = 2^{2−d}/B(d/2, d/2) = ½ E|χ²_d − χ'²_d|/… (spec §3.11), computed in log space."""
+    """c_d = 2^{2−d}/B(d/2, d/2) = ½ E|χ²_d − χ'²_d|/…, computed in log space."""
     return math.exp((2 - d) * math.log(2.0) - betaln(0.5 * d, 0.5 * d))
 
 

@@ -1,4 +1,4 @@
-"""Graph layout for the heat-bath explorer (workloads spec §3.2–3.3).
+"""Graph layout for the heat-bath explorer.
 
 * :func:`neighbour_table`: a padded neighbour list (ELL format, n × max_degree) so kernels only
   gather, never scatter-add: row i lists i's neighbours in increasing id order and their

@@ -1,4 +1,4 @@
-"""Ising models on arbitrary graphs (workloads spec §3.2).
+"""Ising models on arbitrary graphs.
 
 H(s) = −(Σ_i b_i s_i + Σ_{(i,j)∈E} J_ij s_i s_j) for spins s ∈ {−1, +1}ⁿ; the target is
 γ(s) = exp(−β_t H(s)). An :class:`IsingModel` holds the graph as an edge list with one coupling
@@ -180,7 +180,7 @@ def _validate(
     error: type[InputError],
     where: str,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Check every rule of §3.2; returns read-only normalised copies."""
+    """Check every rule of a model (n, edges, J, h, β_t); returns read-only normalised copies."""
     if not _is_real(n) or int(n) != n:
         raise error(f"{where}: field 'n' must be an integer, got {n!r}")
     n = int(n)

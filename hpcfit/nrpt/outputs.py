@@ -1,4 +1,4 @@
-"""Output files of an NRPT run, written by rank 0, every write atomic (spec §3.10 "Outputs").
+"""Output files of an NRPT run, written by rank 0, every write atomic.
 
 ``<out_dir>/nrpt/``:
 

@@ -1,4 +1,4 @@
-"""The record an NRPT run returns (spec §3.10 "Outputs")."""
+"""The record an NRPT run returns."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class NrptResult:
 
     @property
     def exit_code(self) -> int:
-        """0 completed, 3 numerical failure, 70 internal error (cmc.md §7.2)."""
+        """0 completed, 3 numerical failure, 70 internal error."""
         return EXIT_CODES[self.status]
 
     @property

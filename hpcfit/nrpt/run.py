@@ -1,4 +1,4 @@
-"""The NRPT round loop (spec §3.6, §3.10): explore → swap → record per scan, adapt per round.
+"""The NRPT round loop: explore → swap → record per scan, adapt per round.
 
 Round r = 1…R runs 2^r scans from global counter t0 = 2^r − 2; after each round r < R the ladder
 is re-optimised from that round's records only; round R is production and gives every estimate.

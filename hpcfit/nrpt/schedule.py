@@ -1,8 +1,8 @@
-"""Barrier and schedule adaptation (spec §3.6–3.7; Pigeons.jl's ``optimal_schedule``).
+"""Barrier and schedule adaptation (Pigeons.jl's ``optimal_schedule``).
 
 With rejection rates r_i of the pairs (β_i, β_{i+1}), the cumulative barrier is C_0 = 0,
-C_k = Σ_{i<k} r_i, and Λ̂ = C_{N−1} (Syed et al., JRSS-B 2022, §4). The new ladder equalises the
-barrier between neighbours: x_k = C_k/Λ̂, g the monotone cubic (Fritsch–Carlson family; SciPy's
+C_k = Σ_{i<k} r_i, and Λ̂ = C_{N−1} (Syed et al., JRSS-B 2022, Sec. 4). The new ladder equalises
+the barrier between neighbours: x_k = C_k/Λ̂, g the monotone cubic (Fritsch–Carlson family; SciPy's
 ``PchipInterpolator``) through (x_k, β_k), β'_k = g(k/(N−1)), endpoints pinned to exactly 0 and 1.
 Zero rejections (Λ̂ = 0, or some pairs never rejecting) are guarded by adding 1e-6 to every r_i
 once. Pure NumPy/SciPy, evaluated on rank 0 only.
@@ -52,7 +52,7 @@ def local_barrier(betas: np.ndarray, rejection: np.ndarray, at: np.ndarray) -> n
 
 
 def optimal_schedule(betas: np.ndarray, rejection: np.ndarray) -> np.ndarray:
-    """The adapted ladder of §3.6 (same length as ``betas``).
+    """The adapted ladder (same length as ``betas``).
 
     Raises ValueError if the rejection rates are not finite and in [0, 1], or if the barrier
     is still degenerate after the 1e-6 guard.

@@ -1,4 +1,4 @@
-"""Round statistics: pure functions of a round's gathered records (spec §3.7–3.9).
+"""Round statistics: pure functions of a round's gathered records.
 
 Records are fixed-shape arrays in replica order, [N replicas × T scans]: ``chain`` (c(r) before
 the swap), ``e1`` (E_1 after exploration), ``v`` (log U), ``site_sum``, and the per-batch site
@@ -62,7 +62,7 @@ def rejection_rates(
 
 
 def round_trips(chain: np.ndarray, n_chains: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pigeons' 3-state recorder (§3.8), all replicas starting in state 0 at the round's start.
+    """Pigeons' 3-state recorder, all replicas starting in state 0 at the round's start.
 
     Per scan (before the swap), with is_ref = (c = 0 and N > 1), is_tgt = (c = N−1):
     0 → 1 on is_ref; 1 → 2 on is_tgt (a tempered restart); 2 → 1 on is_ref (a round trip).
@@ -193,7 +193,7 @@ def production_estimates(
     beta_scale: float,
     n_free: int,
 ) -> dict[str, Any]:
-    """Every estimate of §3.7–3.9 from the production round (site arrays in internal order)."""
+    """Every round statistic from the production round (site arrays in internal order)."""
     chain = records["chain"]
     n, t = chain.shape
     e_chain = energies_by_chain(chain, records["e1"])

@@ -1,4 +1,4 @@
-"""Deterministic even-odd (DEO) swaps on the replica → chain map (spec §3.4–3.5).
+"""Deterministic even-odd (DEO) swaps on the replica → chain map.
 
 Replica r holds chain c(r); a swap exchanges chain indices, never states. At scan t the pairs
 (i, i+1) with i ≡ t (mod 2) are proposed (t = 0: (0,1), (2,3), …). With lo at chain i and hi at
@@ -9,7 +9,8 @@ subtract, one subtract, one multiply, one compare), so the decision is bit-ident
 the host and in XLA on a device, and on both sides of a rank boundary.
 
 The functions take an array module ``xp`` (``numpy`` or ``jax.numpy``); path A runs them inside
-the jitted round, path B on the host after the per-scan all-gather. Syed et al., JRSS-B 2022, §3.
+the jitted round, path B on the host after the per-scan all-gather. See Syed et al., JRSS-B
+2022, Sec. 3.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""NRPT targets: the Ising heat bath and the Gaussian test path (spec §3.2–3.3, §3.11).
+"""NRPT targets: the Ising heat bath and the Gaussian test path.
 
 The engine sees a target only through this interface (Pigeons.jl's ``log_potential`` +
 ``explorer`` split): the family is γ_β(x) ∝ exp(−β·E_1(x)) on a fixed reference, β ∈ [0, 1].
@@ -121,7 +121,7 @@ class AbstractTarget(ABC):
 
 
 class IsingTarget(AbstractTarget):
-    """Block Gibbs heat bath on an :class:`IsingModel` (spec §3.3).
+    """Block Gibbs heat bath on an :class:`IsingModel`.
 
     States are int8 spins ±1 stored in colour order (each colour class one contiguous slice);
     :meth:`to_node_order` maps per-site results back. One sweep draws u ∈ [0, 1)ⁿ and updates
@@ -230,7 +230,7 @@ class GaussianPathTarget(AbstractTarget):
     """Pigeons' ``toy_mvn_target`` path: log γ_β(x) = −½ p(β)|x|², p(β) = (1 − β)·1 + β·p_1.
 
     In engine terms E_1(x) = ((p_1 − 1)/2)|x|² on the reference N(0, I); the explorer is an exact
-    iid draw from N(0, p(β)⁻¹ I) (spec §3.11). ``site_sum`` is Σx; there are no site accumulators.
+    iid draw from N(0, p(β)⁻¹ I). ``site_sum`` is Σx; there are no site accumulators.
     """
 
     site_dtype = jnp.float64

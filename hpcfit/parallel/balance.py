@@ -1,4 +1,4 @@
-"""Which rank owns which global id (design §2.4; cmc spec §7.1 ``cmc.shard_owner``).
+"""Which rank owns which global id (``cmc.shard_owner``).
 
 Two rules map ids 0…n−1 onto ranks 0…P−1:
 

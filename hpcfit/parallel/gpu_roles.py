@@ -1,6 +1,6 @@
 """Which MPI ranks see a GPU: the per-rank environment decided before JAX starts.
 
-Spec/workloads.md §1.5. Right after MPI starts and before JAX is imported, node-local rank ``l``
+Right after MPI starts and before JAX is imported, node-local rank ``l``
 takes a GPU when ``l < gpus_per_node``: ``CUDA_VISIBLE_DEVICES`` = the l-th entry of the
 launch-time list (or ``l``), JAX platforms ``cuda,cpu``, deterministic GPU ops unless disabled,
 and an optional persistent compilation cache. The other ranks are CPU ranks: no visible GPU,
@@ -97,7 +97,7 @@ def plan_rank_role(
     compile_cache: str | os.PathLike[str] | None = None,
     node_visible: Sequence[str | None] | None = None,
 ) -> RankRole:
-    """Environment updates that give node-local rank ``local_rank`` its GPU or CPU role (§1.5).
+    """Environment updates that give node-local rank ``local_rank`` its GPU or CPU role.
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
-"""Random keys for work indexed by global ids (cmc spec §3.4; design §2.4).
+"""Random keys for work indexed by global ids.
 
 Every key is a pure function of the integer seed and a global id, built with
 ``jax.random.fold_in``. Keys never come from the rank, the owner, the clock or the process id, so
-a shard draws the same numbers on any rank and on any rank count (cmc spec §7.1).
+a shard draws the same numbers on any rank and on any rank count.
 
 Layout of the data folded into the root key (all below 2³²):
 
@@ -59,7 +59,7 @@ def root_key(seed: int) -> jax.Array:
 
 
 def shard_key(seed: int, shard_id: int) -> jax.Array:
-    """``k_s = fold_in(PRNGKey(seed), s)`` (cmc spec §3.4), the same on every rank.
+    """``k_s = fold_in(PRNGKey(seed), s)``, the same on every rank.
 
     Parameters
     ----------
@@ -96,7 +96,7 @@ def attempt_keys(seed: int, shard_id: int, attempt: int) -> tuple[jax.Array, jax
 
 
 def combination_key(seed: int) -> jax.Array:
-    """``fold_in(PRNGKey(seed), 2³¹ − 1)``: the key of the combination step on rank 0 (§3.4)."""
+    """``fold_in(PRNGKey(seed), 2³¹ − 1)``: the key of the combination step on rank 0."""
     return jax.random.fold_in(root_key(seed), COMBINATION_ID)
 
 

@@ -1,4 +1,4 @@
-"""The Kuramoto ensemble job over MPI ranks (workloads spec §2.3, §1.3, §4).
+"""The Kuramoto ensemble job over MPI ranks.
 
 Members m = 0…B−1 are global ids split into contiguous blocks by
 :func:`~hpcfit.parallel.balance.load_balance` (loads differ by ≤ 1, a rank may own none). Member m
@@ -31,8 +31,8 @@ from hpcfit.pipelines.status import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,
+    RunLog,
     Status,
-    log_to,
     rank_errors_status,
 )
 
@@ -202,11 +202,12 @@ def run(
     root = comm.rank == 0
     k = cfg.kuramoto
     record = RunRecord(run_dir, resolved, seeds={"kuramoto.seed": k.seed}) if root else None
-    handler = log_to(run_dir / f"rank-{comm.rank}.log")
+    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
     try:
         if root:
             assert record is not None
-            record.set(ranks=comm.size, **(facts or {}))
+            record.set(**(facts or {}))
+            record.start(comm.size)
             log.info(
                 "kuramoto: N=%d, %d members, %d steps of dt=%g on %d ranks",
                 k.n_oscillators,
@@ -248,5 +249,4 @@ def run(
         status = comm.bcast(status)
         return status.code
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        run_log.close()

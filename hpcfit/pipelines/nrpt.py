@@ -1,4 +1,4 @@
-"""The NRPT job over MPI ranks (workloads spec §3.10, §1.3, §4).
+"""The NRPT job over MPI ranks.
 
 Rank 0 builds (or reads and validates) the Ising model and broadcasts it; every rank resolves
 its device once with the score ⌈N/P⌉·n_free and runs :func:`hpcfit.nrpt.run` on the world
@@ -26,9 +26,9 @@ from hpcfit.pipelines.status import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,
+    RunLog,
     Status,
     fail,
-    log_to,
     rank_errors_status,
 )
 
@@ -82,12 +82,13 @@ def run(
     root = comm.rank == 0
     n = cfg.nrpt
     record = RunRecord(run_dir, resolved, seeds={"nrpt.seed": n.seed}) if root else None
-    handler = log_to(run_dir / f"rank-{comm.rank}.log")
+    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
     try:
         model, status = None, None
         if root:
             assert record is not None
-            record.set(ranks=comm.size, **(facts or {}))
+            record.set(**(facts or {}))
+            record.start(comm.size)
             try:
                 model = build_model(n)
             except InputError as exc:
@@ -138,8 +139,7 @@ def run(
         status = comm.bcast(status)
         return status.code
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        run_log.close()
 
 
 def _write(record: RunRecord, run_dir: Path, result: Any) -> Status:

@@ -2,7 +2,7 @@
 turns a rank-0 stage's exception into a status, and the per-rank log file.
 
 A decision that ends a job is a :class:`Status` broadcast by rank 0, so every rank leaves with
-the same exit code and no rank raises inside a collective (design §2.8, cmc spec §7.2).
+the same exit code and no rank raises inside a collective.
 Exit codes: 0 ok; 2 config/data error; 3 work failed (shards, a non-finite replica);
 4 XPCS warm start unusable while required; 70 internal error.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpcfit.errors import InputError
+from hpcfit.errors import AdviceWarning, InputError
 from hpcfit.io.run_record import RunRecord
 
 log = logging.getLogger("hpcfit")
@@ -82,12 +82,66 @@ def guarded(record: RunRecord, stage: Callable[[], Any]) -> tuple[Any, Status]:
     return out, Status(EXIT_OK, "ok", final=False)
 
 
-def log_to(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", delay=True)  # no file until a line is logged
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    if log.level == logging.NOTSET:  # the run log holds hpcfit's INFO lines whatever the console
-        log.setLevel(logging.INFO)
-    logging.getLogger("arviz").setLevel(logging.WARNING)  # backend chatter on import
-    return handler
+RUN_BEGINS = "=== hpcfit run begins"
+"""The first line a run writes to each rank log: the logs of earlier runs in the same directory
+stay above it, and crash reports read only what follows the last one."""
+
+
+class RunLog:
+    """A rank's log file for one run, and where Python warnings go while it is open.
+
+    Rank logs are appended to (a requeued or resumed run keeps the history) below a
+    :data:`RUN_BEGINS` line with the pid and host. hpcfit's own warnings
+    (:class:`~hpcfit.errors.AdviceWarning`: data, configuration, checkpoints) are logged on the
+    ``hpcfit`` logger: one line on the console and in the log. Other
+    libraries' warnings go to the log file only, with their source location; :meth:`close`
+    prints how many there were and where they are.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import os
+        import socket
+        import time
+        import warnings
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.library_warnings = path, 0
+        with path.open("a") as fh:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            fh.write(f"{RUN_BEGINS} {stamp}: pid {os.getpid()} on {socket.gethostname()} ===\n")
+        self.handler = logging.FileHandler(path, mode="a")
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        logging.getLogger().addHandler(self.handler)
+        if (
+            log.level == logging.NOTSET
+        ):  # the run log holds hpcfit's INFO lines whatever the console
+            log.setLevel(logging.INFO)
+        logging.getLogger("arviz").setLevel(logging.WARNING)  # backend chatter on import
+        self.library = logging.getLogger("hpcfit.library_warnings")
+        self.library.propagate = False  # the file only, not the console
+        self.library.addHandler(self.handler)
+        self._showwarning = warnings.showwarning
+        warnings.showwarning = self._route
+
+    def _route(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, AdviceWarning):
+            log.warning("%s", message)
+            return
+        self.library_warnings += 1
+        self.library.warning("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+    def close(self) -> None:
+        import warnings
+
+        warnings.showwarning = self._showwarning
+        if self.library_warnings:
+            log.info(
+                "%d warning(s) from libraries (nlsq, JAX, …) are in %s",
+                self.library_warnings,
+                self.path,
+            )
+        self.library.removeHandler(self.handler)
+        logging.getLogger().removeHandler(self.handler)
+        self.handler.close()

@@ -1,4 +1,4 @@
-"""The XPCS job, stage by stage (design §1.1, cmc spec §7.1).
+"""The XPCS job, stage by stage.
 
 Rank 0: load and validate → parameter space → NLSQ warm start (or its checkpoint) → shard plan
 and preconditioner. All ranks: distribute → sample owned shards (checkpointed) → gather.
@@ -6,7 +6,7 @@ Rank 0: failure policy → combine → summarise and write. Every decision that 
 status record that rank 0 broadcasts, so all ranks exit with the same code and none raises
 inside a collective. The numerics live in ``hpcfit.xpcs`` and ``hpcfit.cmc``.
 
-Exit codes (cmc spec §7.2): 0 ok; 2 config/data error; 3 shard failure (abort, or too many
+Exit codes: 0 ok; 2 config/data error; 3 shard failure (abort, or too many
 shards excluded); 4 warm start unusable while required; 70 internal error.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 from hpcfit import __version__
 from hpcfit.config import Config, SyntheticData, as_plain
 from hpcfit.io.atomic import write_json
+from hpcfit.io.run_dir import mark_ended
 from hpcfit.io.run_record import RunRecord
 from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
 from hpcfit.parallel.comm import Comm, SerialComm
@@ -32,9 +33,9 @@ from hpcfit.pipelines.status import (
     EXIT_OK,
     EXIT_SHARDS,
     EXIT_WARM_START,
+    RunLog,
     Status,
     guarded,
-    log_to,
 )
 from hpcfit.records import NLSQResult
 from hpcfit.runtime import memory
@@ -77,12 +78,13 @@ def run(
     comm = comm or SerialComm()
     root = comm.rank == 0
     record = RunRecord(run_dir, resolved, seeds=seeds_of(cfg)) if root else None
-    handler = log_to(run_dir / f"rank-{comm.rank}.log")
+    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
     try:
         prepared, status = None, None
         if root:
             assert record is not None
-            record.set(ranks=comm.size, **(facts or {}))
+            record.set(**(facts or {}))
+            record.start(comm.size)
             prepared, status = guarded(record, lambda: prepare(cfg, run_dir, record, comm.size))
         status = comm.bcast(status)
         if status.final:
@@ -106,13 +108,13 @@ def run(
         progress = Progress(job.n_shards, comm.size) if root else None
         others = job.n_shards - len(shards) if root else 0
         monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
-        on_abort = None
-        if root:
 
-            def on_abort(result):  # noqa: E306
-                record.finish(
-                    "shard_failed", EXIT_SHARDS, f"shard {result.shard_id}: {result.reason}"
-                )
+        def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
+            message = f"shard {result.shard_id} on rank {comm.rank}: {result.reason}"
+            if root:
+                record.finish("shard_failed", EXIT_SHARDS, message)
+            else:
+                mark_ended(run_dir, "shard_failed", EXIT_SHARDS, message)
 
         with monitor:
             results = sample_owned(comm, job, shards, progress=progress, on_abort=on_abort)
@@ -132,8 +134,7 @@ def run(
         status = comm.bcast(status)
         return status.code
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        run_log.close()
 
 
 # --------------------------------------------------------------------------- rank 0: prepare
@@ -208,7 +209,7 @@ def unusable_reason(warm: NLSQResult) -> str:
 
 
 def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
-    """The NLSQ fit, or its checkpoint when the data and settings match (cmc spec §7.3)."""
+    """The NLSQ fit, or its checkpoint when the data and settings match."""
     from hpcfit.io import checkpoint
 
     out = run_dir / "nlsq"
@@ -238,7 +239,7 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
 
 
 def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
-    """σ_a for the shard likelihood (cmc §3.3) and where it came from."""
+    """σ_a for the shard likelihood and where it came from."""
     from hpcfit.xpcs.posterior import mad_sigma
 
     if warm is not None and warm.usable:

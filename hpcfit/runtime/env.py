@@ -1,4 +1,4 @@
-"""Which launch mode this process is in, as a pure function of its environment (design §1.2).
+"""Which launch mode this process is in, as a pure function of its environment.
 
 A process is in **rank mode** when a launcher made it one of several MPI ranks (`mpiexec -n 4
 hpcfit`, `srun hpcfit`, a submitit task, a spawned worker), and in **launcher mode** otherwise.

@@ -1,4 +1,4 @@
-"""CPU pinning of node-local ranks (design §1.2, setup step 2).
+"""CPU pinning of node-local ranks, part of the rank setup in :mod:`hpcfit.rank`.
 
 Node-local ranks exchange their allowed CPU sets. **Disjoint** sets mean Slurm or the user
 already bound the ranks: keep them (warn if a set has fewer than C CPUs). An **identical** shared

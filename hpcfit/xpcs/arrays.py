@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from hpcfit.errors import DataError
+from hpcfit.errors import AdviceWarning, DataError
 
 
 def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
@@ -24,7 +24,7 @@ def natural_key(name: str) -> tuple[tuple[Any, ...], str]:
 
 def _warn(msg: str, sink: list[str]) -> None:
     sink.append(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
+    warnings.warn(msg, AdviceWarning, stacklevel=3)
 
 
 def _numeric(arr: Any, src: str, field: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from hpcfit.errors import DataError
+from hpcfit.errors import AdviceWarning, DataError
 from hpcfit.xpcs.dataset import XpcsData
 
 SYMMETRY_RTOL = 1e-6
@@ -30,7 +30,7 @@ MIN_POINTS_PER_FREE = 10
 
 def _warn(msg: str, sink: list[str]) -> None:
     sink.append(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
+    warnings.warn(msg, AdviceWarning, stacklevel=3)
 
 
 def validate(data: XpcsData, *, source: str) -> list[str]:

@@ -180,8 +180,7 @@ def fine_stage(
         chunk_bytes=cfg.jac_chunk_bytes,
         max_steps=cfg.coarse.fine_steps,
     )
-    residuals, jtj = problem.evaluate(out.theta, weights, cfg.jac_chunk_bytes)
-    end = Evaluation(out.theta, residuals, jtj, out.cost)
+    end = Evaluation(out.theta, out.residuals, out.jtj, out.cost)
     final = Pass(
         x0=out.start_theta,
         x=out.theta,
@@ -190,8 +189,8 @@ def fine_stage(
         success=out.converged,
         status=1 if out.converged else 0,
         message=out.message,
-        nfev=out.n_costs + out.n_jacobians + 1,
-        njev=out.n_jacobians + 1,
+        nfev=out.n_costs + out.n_jacobians,
+        njev=out.n_jacobians,
         nit=out.n_steps,
         raised=False,
         end=end,

@@ -1,4 +1,4 @@
-"""Covariance of the warm start: Σ̂ = s²·(JᵀJ)⁺ over all free quantities (cmc spec §1.4).
+"""Covariance of the warm start: Σ̂ = s²·(JᵀJ)⁺ over all free quantities.
 
 J is the forward-mode Jacobian of the weighted residuals (``Problem.evaluate`` accumulates JᵀJ
 over chunks of points when M·P·8 B exceeds the configured budget). The pseudo-inverse uses a

@@ -7,7 +7,7 @@ Every failure is a one-line :class:`~hpcfit.errors.DataError` naming the file, t
 what was expected; warnings go through :func:`warnings.warn` (UserWarning) and are recorded in
 ``provenance["warnings"]``.
 
-Decisions where the spec is silent:
+Choices made here:
 
 - q *nearest* keeps every bin whose q is exactly equal to the bin q closest to the target
   (non-finite q never count as closest); a target farther than ``q_max_rel_distance`` (default
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from hpcfit.errors import DataError
+from hpcfit.errors import AdviceWarning, DataError
 from hpcfit.xpcs.arrays import rebuild_half
 from hpcfit.xpcs.checks import require_enough_points, validate
 from hpcfit.xpcs.dataset import XpcsData, normalise_phi
@@ -73,7 +73,7 @@ DEFAULT_KEYS = FlatKeys()
 
 def _warn(msg: str, sink: list[str]) -> None:
     sink.append(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
+    warnings.warn(msg, AdviceWarning, stacklevel=3)
 
 
 def _fmt(values: np.ndarray) -> str:
@@ -261,7 +261,7 @@ def empty_frames(c2: np.ndarray) -> np.ndarray:
 
 def select(index: FileIndex, sel: Selection, *, dt: float, source: str) -> XpcsData:
     """q selection → angle selection → frame window, on metadata; then read the selected
-    matrices only, drop empty frames per slot and :func:`validate` (model spec §7.3)."""
+    matrices only, drop empty frames per slot and :func:`validate`."""
     src = source
     sink: list[str] = list(index.warnings)
     n_file = index.n_frames

@@ -1,6 +1,6 @@
 """Heterodyne two-time correlation c2 (pure JAX, float64; safe under jit, vmap and grad).
 
-Two evaluators share one rate stage (model spec §6):
+Two evaluators share one rate stage:
 
 * :func:`c2_meshgrid` builds the full (N, N) map of one angle slot, for plots and residual maps;
 * :func:`c2_pooled` evaluates only the requested points (slot a, frame i, frame j) in O(N + M),
@@ -58,7 +58,7 @@ def cumulative_trapezoid(g: jax.Array, dt: jax.Array) -> jax.Array:
 
 
 def grid_stage(params: jax.Array, t: jax.Array, dt: jax.Array) -> GridStage:
-    """Rates, their cumulative integrals and the fractions on the time grid (model spec §2.1–2.6).
+    """Rates, their cumulative integrals and the fractions on the time grid.
 
     Parameters
     ----------
@@ -97,7 +97,7 @@ def pair_values(
     contrast: jax.Array,
     offset: jax.Array,
 ) -> jax.Array:
-    """Element-wise c2 from pair differences C_j − C_i and the fractions at i and j (§2.4–2.8).
+    """Element-wise c2 from pair differences C_j − C_i and the fractions at i and j.
 
     Every argument broadcasts; ``cos_angle`` is cos(deg2rad(φ + φ0)).
     """

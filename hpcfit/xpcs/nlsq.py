@@ -1,4 +1,4 @@
-"""NLSQ warm start: one joint multi-angle fit with ``nlsq.curve_fit`` (cmc spec §1).
+"""NLSQ warm start: one joint multi-angle fit with ``nlsq.curve_fit``.
 
 Shared physics across all selected slots, per-slot contrast and offset (profiled by variable
 projection, or fitted), residuals on the pooled strict upper triangle only. σ_a is used when
@@ -30,7 +30,7 @@ _PIN_RTOL = 1e-6  # a free quantity this close to a bound (relative to hi − lo
 
 
 def import_nlsq():
-    """Import ``nlsq`` without its import-time side effects on logging (deployment spec §7.3)."""
+    """Import ``nlsq`` without its import-time side effects on logging."""
     root = logging.getLogger()
     before = list(root.handlers)
     import nlsq

@@ -1,7 +1,7 @@
 """The 14 heterodyne physics parameters: names, units, defaults, bounds and priors.
 
 Canonical order, units and default priors follow the heterodyne parameter registry with the
-units corrected (J is a rate of positional variance, Å²/s); see the project's model spec §5.
+units corrected (J is a rate of positional variance, Å²/s).
 Pure Python and NumPy: no JAX, no configuration framework.
 """
 
@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from hpcfit.errors import AdviceWarning
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ REGISTRY: tuple[ParamInfo, ...] = (
     ParamInfo("f3", "1", 0.0, 0.0, 1.0, 0.0, 0.5),
     ParamInfo("phi0", "deg", 0.0, -10.0, 10.0, 0.0, 5.0),
 )
-"""The physics parameters in canonical order (model spec §5)."""
+"""The physics parameters in canonical order."""
 
 CONTRAST = ParamInfo("contrast", "1", 0.5, 0.0, 1.0, 0.5, 0.25)
 """Per-slot contrast (multiplies the normalised bracket)."""
@@ -94,7 +96,7 @@ class ParamSpace:
 
 
 def default_space() -> ParamSpace:
-    """The registry defaults with every physics parameter free except f2 (spec §5)."""
+    """The registry defaults with every physics parameter free except f2."""
     return make_space(fixed=("f2",))
 
 
@@ -139,7 +141,7 @@ def make_space(
             warnings.warn(
                 f"priors.{name}: prior mean {pm[k]} lies more than 5 sd ({ps[k]}) outside the "
                 f"effective bounds [{lo[k]}, {hi[k]}]; the truncated prior is numerically poor",
-                UserWarning,
+                AdviceWarning,
                 stacklevel=2,
             )
     _check_one("contrast", contrast.default, contrast.lo, contrast.hi, contrast.prior_sd)

@@ -1,14 +1,14 @@
-"""The XPCS shard posterior: a :class:`ShardTarget` over the NLSQ free quantities (cmc spec §3).
+"""The XPCS shard posterior: a :class:`ShardTarget` over the NLSQ free quantities.
 
 θ is laid out exactly as the NLSQ warm start reports it (``Problem.free_names()``): the varying
-physics parameters in canonical order, then the free contrast_a, then the free offset_a
-(cmc spec §0). Bounds are the effective bounds and the priors TruncatedNormal(mean, sd) on them
-(model spec §5): physics from ``space.prior_mean``/``space.prior_sd``, scaling from the
-``space.contrast`` / ``space.offset`` :class:`ParamInfo`. Fixed physics parameters are held at
+physics parameters in canonical order, then the free contrast_a, then the free offset_a. Bounds
+are the effective bounds and the priors TruncatedNormal(mean, sd) on them: physics from
+``space.prior_mean``/``space.prior_sd``, scaling from the ``space.contrast`` /
+``space.offset`` :class:`ParamInfo`. Fixed physics parameters are held at
 ``space.start``; a fixed contrast or offset at its configured value (``ParamInfo.default``), the
 same values the NLSQ problem uses.
 
-Likelihood of one shard (cmc spec §3.3)::
+Likelihood of one shard::
 
     ℓ_s(θ) = Σ_{m∈s} [ −½((y_m − g_m(θ))/σ_{a_m})² − log σ_{a_m} − ½ log 2π ]
 
@@ -17,7 +17,7 @@ quantities ``sigma_<a>`` are appended to θ with prior HalfNormal(2·σ̂_a) —
 truncated to [0, ∞), i.e. the target's TruncatedNormal with lo = 0, hi = ∞, whose log transform
 gives u = log σ_a.
 
-with g from the pooled evaluator ``c2_pooled`` (model §6.2). The −log σ and −½ log 2π terms are
+with g from the pooled evaluator ``c2_pooled``. The −log σ and −½ log 2π terms are
 *kept*: they are constant while σ is fixed, but make ℓ_s the true Normal log-density. The shard
 data is the pytree :class:`ShardData` (a, i, j, y, σ per point); no padding.
 """
@@ -81,7 +81,7 @@ def shard_target(
     ----------
     data : SlotGrid (or XpcsData)  the time grid t, dt, q and φ of the slots (not the values)
     space : ParamSpace  start values, effective bounds, priors and the vary flags
-    sigma : Float64[Array, "n_phi"]  σ̂_a or the known σ_a (§3.3): the fixed noise, or the
+    sigma : Float64[Array, "n_phi"]  σ̂_a or the known σ_a: the fixed noise, or the
         scale of the HalfNormal(2σ̂_a) prior when ``sample_sigma``
     sample_sigma : bool  append ``sigma_<a>`` to θ and sample them
 
@@ -176,7 +176,7 @@ def warm_start_preconditioner(
     sigma: np.ndarray | None = None,
     slot_counts: np.ndarray | None = None,
 ) -> Preconditioner:
-    """û and L for ``target`` from the NLSQ warm start (cmc spec §3.2).
+    """û and L for ``target`` from the NLSQ warm start.
 
     ``result.theta``/``cov`` must be laid out like ``target`` (same names, same order), which
     :func:`shard_target` guarantees for the same ``space``. Unidentified quantities of the
@@ -214,7 +214,7 @@ def warm_start_preconditioner(
 def cold_start_preconditioner(
     target: ShardTarget, space: ParamSpace, sigma: np.ndarray, n_shards: int
 ) -> Preconditioner:
-    """û and diagonal L without a warm start (§3.2): physics at the configured start, contrast
+    """û and diagonal L without a warm start: physics at the configured start, contrast
     and offset at their configured start values, σ_a (if sampled) at ``sigma``."""
     n_phi = np.size(sigma)
     n_phys = int(np.size(space.free_index))

@@ -1,11 +1,11 @@
 """The pooled least-squares problem of a dataset: unknowns, bounds and residual functions.
 
-Two parameterisations of the same problem (cmc spec §1.1):
+Two parameterisations of the same problem:
 
 * **profile** — unknowns are the free physics parameters; each slot's contrast and offset are
   solved in closed form inside the residual (``profile.solve_scaling``);
 * **fit** — unknowns are the free physics parameters, then the free contrast_a, then the free
-  offset_a (the "free quantities" θ of the spec, used for the covariance in both modes).
+  offset_a (the "free quantities" θ, used for the covariance in both modes).
 
 Residuals are r_m = (offset_a + contrast_a·G_m − y_m)·w_a with w_a = 1/σ_a.
 """
@@ -199,6 +199,10 @@ class Problem:
         cost, jtr, jtj, _ = self._accumulate(theta, weights, chunk_bytes, keep_residuals=False)
         return cost, jtr, jtj
 
+    def normal_equations_and_residuals(self, theta, weights, chunk_bytes: int):
+        """(½Σr², Jᵀr, JᵀJ, unweighted residuals (M,)) in one chunked pass."""
+        return self._accumulate(theta, weights, chunk_bytes, keep_residuals=True)
+
     def _accumulate(self, theta, weights, chunk_bytes: int, keep_residuals: bool):
         """Sums over chunks of points, each padded to one shape with zero-weight points, so no
         Jacobian block exceeds ``chunk_bytes`` and one compiled program serves every chunk."""
@@ -259,7 +263,7 @@ class Problem:
         return np.bincount(self.a, weights=residuals * residuals, minlength=self.n_phi)
 
     def sigma_hat(self, ssr: np.ndarray) -> np.ndarray:
-        """σ̂_a² = SSR_a / (M_a − n_a − P_phys·M_a/M) from unweighted SSR_a (cmc spec §1.2)."""
+        """σ̂_a² = SSR_a / (M_a − n_a − P_phys·M_a/M) from unweighted SSR_a."""
         n_a = int(self.space.vary_contrast) + int(self.space.vary_offset)
         m_a = self.slot_counts
         return np.sqrt(ssr / (m_a - n_a - self.n_phys * m_a / self.size))

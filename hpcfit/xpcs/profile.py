@@ -1,4 +1,4 @@
-"""Variable projection of the per-slot scaling: c2 = offset_a + contrast_a · G (cmc spec §1.1).
+"""Variable projection of the per-slot scaling: c2 = offset_a + contrast_a · G.
 
 Given the bracket G of a parameter vector, each slot's (contrast, offset) minimising the sum of
 squared residuals on the box [c_lo, c_hi] × [b_lo, b_hi] has a closed form (Golub and Pereyra's

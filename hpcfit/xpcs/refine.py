@@ -40,6 +40,8 @@ class Refined:
     start_theta: np.ndarray
     cost: float
     start_cost: float
+    residuals: np.ndarray  # unweighted, at θ (M,)
+    jtj: np.ndarray  # JᵀJ of the weighted residuals at θ
     n_steps: int  # accepted steps
     n_jacobians: int  # chunked passes with a Jacobian
     n_costs: int  # residual-only passes
@@ -70,7 +72,7 @@ def refine(
     t0 = time.perf_counter()
     lo, hi = problem.unknown_bounds(fit_mode=True)
     x = np.clip(np.asarray(theta0, dtype=np.float64), lo, hi)
-    cost, grad, jtj = problem.normal_equations(x, weights, chunk_bytes)
+    cost, grad, jtj, residuals = problem.normal_equations_and_residuals(x, weights, chunk_bytes)
     start_cost, n_jac, n_cost, accepted = cost, 1, 0, 0
     damping, growth = 1e-3, 2.0
     message, converged = "step budget exhausted", False
@@ -102,7 +104,7 @@ def refine(
                 break
             continue
         x = trial
-        cost, grad, jtj = problem.normal_equations(x, weights, chunk_bytes)
+        cost, grad, jtj, residuals = problem.normal_equations_and_residuals(x, weights, chunk_bytes)
         n_jac += 1
         accepted += 1
         damping *= max(1.0 / 3.0, 1.0 - (2.0 * gain - 1.0) ** 3)
@@ -122,6 +124,8 @@ def refine(
         start_theta=np.clip(np.asarray(theta0, dtype=np.float64), lo, hi),
         cost=cost,
         start_cost=start_cost,
+        residuals=residuals,
+        jtj=jtj,
         n_steps=accepted,
         n_jacobians=n_jac,
         n_costs=n_cost,

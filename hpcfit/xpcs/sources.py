@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcfit.config import EmbeddedData, FileData, SyntheticData
-from hpcfit.errors import DataError
+from hpcfit.errors import AdviceWarning, DataError
 from hpcfit.xpcs.data import Selection, select
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.layouts import FileIndex, in_memory, index_file
@@ -105,7 +105,7 @@ def resolve_dt(configured: float | None, index: FileIndex, sink: list[str]) -> t
                 f"({index.dt_source}); data.dt is used"
             )
             sink.append(msg)
-            warnings.warn(msg, UserWarning, stacklevel=2)
+            warnings.warn(msg, AdviceWarning, stacklevel=2)
         return float(configured), "data.dt"
     if index.dt_file is None:
         raise DataError(

@@ -1,4 +1,4 @@
-"""Synthetic heterodyne data and the embedded default dataset (model spec §8).
+"""Synthetic heterodyne data and the embedded default dataset.
 
 The noise-free maps come from the meshgrid evaluator; Gaussian noise σ_a·ε is drawn once per
 independent element (upper triangle including the diagonal, slot-major, row-major order) from
@@ -96,7 +96,7 @@ def generate(spec: SyntheticSpec) -> XpcsData:
 
 
 def embedded() -> XpcsData:
-    """The embedded default dataset (model spec §8)."""
+    """The embedded default dataset."""
     data = generate(EMBEDDED)
     return XpcsData(**{**data.__dict__, "provenance": {**data.provenance, "source": "embedded"}})
 

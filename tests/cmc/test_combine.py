@@ -1,4 +1,4 @@
-"""Combination in u (cmc spec §5; §9 items 1 and 4).
+"""Combination in u.
 
 Truths: the conjugate-Gaussian identities of parametric/consensus on shards with exact sample
 moments, the precision-weighted product of iid Gaussian shards, parity with a hand-written

@@ -1,4 +1,4 @@
-"""Per-shard diagnostics and gates (cmc spec §4.1, §4.2; §9 item 10, the BFMI part).
+"""Per-shard diagnostics and gates.
 
 Truths: E-BFMI by hand on a fixed energy array; rates counted on constructed arrays; R-hat and
 ESS of iid chains; parity of R-hat with an independent composition (rank normalisation by hand
@@ -87,6 +87,7 @@ def test_rates_are_exact_and_gated():
     diag = shard_diagnostics(draws, extra, 3, names=["x", "y"])
     assert diag.n_divergent == 3 and diag.divergence_rate == 3 / 10
     assert diag.tree_depth_hit_rate == 3 / 10
+    assert diag.mean_steps == 50 / 10 and diag.median_steps == 4.5  # sorted: …, 3, 6, …
     assert diag.nonfinite_fraction == 2 / 10
     assert diag.accept_prob == [
         np.mean([0.5, 0.6, 0.7, 0.8, 0.9]),

@@ -1,13 +1,13 @@
-"""Consensus Monte Carlo end to end on conjugate problems (cmc spec §9 items 2, 4 and 12).
+"""Consensus Monte Carlo end to end on conjugate problems.
 
-Item 2: Bayesian linear regression with a Normal prior has the closed-form posterior
+Bayesian linear regression with a Normal prior has the closed-form posterior
 S_n⁻¹ = S₀⁻¹ + XᵀX/σ², m_n = S_n(S₀⁻¹m₀ + Xᵀy/σ²). The real pipeline — plan_shards →
 run_attempt per shard with the prior tempered by 1/K → combine(..., "consensus") → θ = T(u) —
 must match it (means within 0.1 sd, sds within 10 %, correlations within 0.05), and the two
 known bugs must fail the same criteria: an untempered prior (prior precision counted K times,
 sds ≈ 24 % too small here) and the heterodyne σ/√K likelihood (sds ≈ 2× too small).
-Item 4: with K = 1 the combined draws are shard 0's, bitwise, and equal a hand-built NumPyro
-run keyed by fold_in(PRNGKey(seed), 0). Item 12: whiten and mass potentials differ by a
+With K = 1 the combined draws are shard 0's, bitwise, and equal a hand-built NumPyro
+run keyed by fold_in(PRNGKey(seed), 0). Whiten and mass potentials differ by a
 constant, and with a posterior piled against a bound the combined draws stay in the box.
 """
 
@@ -55,7 +55,7 @@ def analytic():
 
 
 def criteria(draws: np.ndarray) -> tuple[bool, dict[str, float]]:
-    """Spec §9 item 2 against the analytic posterior; also returns the three worst errors."""
+    """The pass criteria against the analytic posterior; also returns the three worst errors."""
     mean, cov = analytic()
     sd = np.sqrt(np.diag(cov))
     flat = draws.reshape(-1, P)
@@ -125,7 +125,7 @@ def test_sigma_over_sqrt_k_fails():
     )  # expected 1 − √(10500/42000) = 0.5: prior and data both K×
 
 
-def test_k1_is_shard0_and_a_direct_run():
+def test_one_shard_is_shard0_and_a_direct_run():
     small = NutsSettings(num_warmup=100, num_samples=300)
     theta, shards, combined = pipeline(prior_k=1, sigma=SIGMA, k=1, settings=small)
     assert combined.draws is shards[0]

@@ -1,6 +1,6 @@
-"""One shard attempt (cmc spec §3.3, §3.4; retry schedule §4.3).
+"""One shard attempt and the retry schedule.
 
-Truths: the §3.4 defaults and the §4.3 schedule; draws are keyed only by (seed, shard,
+Truths: the default settings and the retry schedule; draws are keyed only by (seed, shard,
 attempt) — bitwise repeatable, different for another attempt; θ draws are T(u draws) and lie in
 the box; the per-chain start rule (jitter, redraws from fold_in keys, bad_init after 10); and
 failures — too few devices, an exception in the model, no finite start — come back as records.
@@ -103,7 +103,12 @@ def test_ok_attempt(base):
     assert np.all((base.draws_theta > LO) & (base.draws_theta < HI))
     assert (base.target_accept, base.num_warmup, base.num_chains) == (0.9, 150, 4)
     assert base.wall_s > 0.0 and base.traceback is None
-    shard_diagnostics(base.draws_theta, base.extra, 10, names=NAMES)  # consumes the record
+    # one adapted step size per chain, finite and positive
+    assert base.step_size.shape == (4,) and np.all(
+        np.isfinite(base.step_size) & (base.step_size > 0)
+    )
+    diag = shard_diagnostics(base.draws_theta, base.extra, 10, names=NAMES)  # consumes the record
+    assert diag.mean_steps == np.mean(base.num_steps) and diag.median_steps >= 1
 
 
 def test_keyed_by_seed_shard_attempt(base):

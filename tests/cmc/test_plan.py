@@ -1,4 +1,4 @@
-"""The shard plan (cmc spec §2; §9 item 7): exact partition, per-slot balance, (seed, K) only."""
+"""The shard plan: exact partition, per-slot balance, (seed, K) only."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _pooled(n_frames: int, n_phi: int) -> Pooled:
 
 
 def _reference(a: np.ndarray, n_phi: int, seed: int, k: int) -> list[list[int]]:
-    """The §2.1 pseudocode, point by point, as sorted member lists per shard."""
+    """The assignment rule of ``plan_shards``, point by point, as sorted member lists per shard."""
     shard = [-1] * a.size
     g = 0
     for slot in range(n_phi):
@@ -99,7 +99,7 @@ def test_plan_depends_only_on_seed_and_k() -> None:
     assert not {"rank", "n_ranks", "comm"} & set(inspect.signature(plan_shards).parameters)
 
 
-def test_k1_is_the_identity() -> None:
+def test_one_shard_is_the_identity() -> None:
     pooled = _pooled(9, 3)
     plan = plan_shards(pooled.a, 3, 5, 1)
     np.testing.assert_array_equal(plan.indices(0), np.arange(pooled.size))
@@ -157,10 +157,10 @@ def test_invalid_plans_raise() -> None:
 @pytest.mark.parametrize(
     ("m", "r", "k"),
     [
-        (14850, 1, 1),  # §2.2: the default dataset
+        (14850, 1, 1),  # the default dataset
         (14850, 4, 4),
         (14850, 8, 7),  # 8 shards would hold < 2000 points: K0 = 8, capped at floor(M/2000) = 7
-        (499500, 8, 32),  # §2.2: one slot, N = 1000
+        (499500, 8, 32),  # one slot, N = 1000
         (100000, 3, 6),  # K0 = 5 rounds up to 2·3
         (5000, 4, 2),  # rounding refused (5000 < 4·2000), then capped at 2
         (1999, 4, 1),  # fewer points than one minimal shard

@@ -1,4 +1,4 @@
-"""Shard failure policy and exclusion accounting (cmc spec §4.3, §7.2; §9 items 10 and 11).
+"""Shard failure policy and exclusion accounting.
 
 Truths: the retry schedule 0.9 → 0.945 → 0.9675 and warmup 500 → 1000 → 2000 (one real
 sampler run confirms the settings reach NUTS); the first passing attempt is kept; a shard with

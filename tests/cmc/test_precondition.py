@@ -1,9 +1,9 @@
-"""û and L from the warm start and the cold-start fallback (cmc spec §3.2).
+"""û and L from the warm start and the cold-start fallback.
 
-Truths: the delta-method formulas written out by hand (G from the spec's closed form, not from
+Truths: the delta-method formulas written out by hand (G from its closed form, not from
 the transform module), the guards (pinned, unidentified and NaN rows get uncorrelated prior
 widths), the sd clip that keeps correlations, the Cholesky jitter ladder and its diagonal
-fallback, the spec's K/(2M_a) for a sampled σ_a, and the cold-start diagonal.
+fallback, K/(2M_a) for a sampled σ_a, and the cold-start diagonal.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def test_diagonal_only_for_an_indefinite_covariance():
 
 
 def test_sampled_sigma_gets_k_over_2m():
-    """σ_a on (0, ∞): θ̂ = σ̂, Var = σ̂²/(2M_a) gives û = log σ̂ and K/(2M_a) (spec §3.2)."""
+    """σ_a on (0, ∞): θ̂ = σ̂, Var = σ̂²/(2M_a) gives û = log σ̂ and K/(2M_a)."""
     sigma_hat, m_a = 0.003, 5000
     pc = from_warm_start(
         ("s",), [sigma_hat], [[sigma_hat**2 / (2 * m_a)]], [0.0], [np.inf], [0.006], K

@@ -1,4 +1,4 @@
-"""Posterior summary and the NLSQ-vs-CMC table (cmc spec §6; §9 item 10, the summary part).
+"""Posterior summary and the NLSQ-vs-CMC table.
 
 Truths: every statistic equals the NumPy call on all draws of the parameter, exactly, after a
 JSON round trip of the written file; the truncated-normal variance matches SciPy's

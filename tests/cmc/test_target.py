@@ -1,4 +1,4 @@
-"""The generic shard target and its NumPyro model (cmc spec §3.1, §3.2).
+"""The generic shard target and its NumPyro model.
 
 Truths: the prior equals SciPy's truncated normal; the potential energy NumPyro computes for
 each mode equals the tempered u-density written out by hand with SciPy and closed-form
@@ -65,7 +65,7 @@ def scipy_log_prior(theta):
 
 
 def by_hand(u, k):
-    """(θ, −[(1/K)Σ(log p + log|T′|) + ℓ]) with the closed-form T of spec §3.2."""
+    """(θ, −[(1/K)Σ(log p + log|T′|) + ℓ]) with T in closed form."""
     theta = np.array([expit(u[0]), np.exp(u[1]), u[2]])
     log_jac = np.array([log_expit(u[0]) + log_expit(-u[0]), u[1], 0.0])
     return theta, -(np.sum(scipy_log_prior(theta) + log_jac) / k + loglik_np(theta))

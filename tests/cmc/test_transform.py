@@ -1,8 +1,8 @@
-"""The bijection T: u → θ of cmc spec §3.2.
+"""The bijection T: u → θ of the shard sampler.
 
 Truths: the closed forms lo + (hi − lo)·sigmoid(u), lo + exp(u), hi − exp(u), u; the inverse
 undoes the forward map; log|T′| equals the log of the autodiff derivative and agrees with the
-bijection NumPyro itself uses for a TruncatedNormal site; G = 1/T′ is the spec's delta-method
+bijection NumPyro itself uses for a TruncatedNormal site; G = 1/T′ is the delta-method
 factor; images stay inside the box; float64 survives jit and batching.
 """
 

@@ -1,8 +1,8 @@
-"""Independent NumPy references for the Kuramoto tests (workloads spec §2.1, §2.4, §2.6).
+"""Independent NumPy references for the Kuramoto tests.
 
 Written from the formulas, sharing no code with ``hpcfit.kuramoto``: the vector field in its
 direct form (N² sines of phase differences, NumPy's libm sine), classic RK4, the hand-written
-adjoint of §2.4, and the mean-field theory of the synchronised state.
+adjoint of RK4, and the mean-field theory of the synchronised state.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scipy.optimize import brentq
 
 
 def spec_network(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spec §2.5's network: ω ~ N(0, 0.7²), then θ0 ~ U(0, 2π); K_jk = 1.8/N off the diagonal."""
+    """The test network: ω ~ N(0, 0.7²), then θ0 ~ U(0, 2π); K_jk = 1.8/N off the diagonal."""
     rng = np.random.default_rng(seed)
     omega = rng.normal(0.0, 0.7, n)
     theta0 = rng.uniform(0.0, 2.0 * np.pi, n)
@@ -46,13 +46,13 @@ def rk4_trajectory(theta0, omega, K, dt, n_steps) -> np.ndarray:
 
 
 def jacobian(theta: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """J_jl = K_jl cos(θ_l − θ_j) for l ≠ j, J_jj = −Σ_{l≠j} J_jl (spec §2.4)."""
+    """J_jl = K_jl cos(θ_l − θ_j) for l ≠ j, J_jj = −Σ_{l≠j} J_jl."""
     off = K * (1.0 - np.eye(K.shape[0])) * np.cos(theta[None, :] - theta[:, None])
     return off - np.diag(off.sum(axis=1))
 
 
 def hand_adjoint(traj, omega, K, dt, lam):
-    """(∂L/∂θ0, ∂L/∂ω, ∂L/∂K) by the backward recursion of spec §2.4 over a stored trajectory."""
+    """(∂L/∂θ0, ∂L/∂ω, ∂L/∂K) by the RK4 backward recursion over a stored trajectory."""
     lam = np.array(lam, dtype=np.float64)
     g_omega = np.zeros_like(lam)
     g_K = np.zeros_like(K)

@@ -1,4 +1,4 @@
-"""Ensembles (spec §2.2, §1.3–1.4; §2.5 K7, K8): members equal single calls bitwise, whatever the
+"""Ensembles: members equal single calls bitwise, whatever the
 batch, its size or the member's position; records; device routing at the entry points."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _members(b: int, n: int, seed: int):
 @pytest.mark.parametrize("n", [6, 33])
 @pytest.mark.parametrize("b", [1, 3, 8])
 @pytest.mark.parametrize("per_member", [False, True])
-def test_k7_members_equal_single_calls_bitwise(n: int, b: int, per_member: bool) -> None:
+def test_members_equal_single_calls_bitwise(n: int, b: int, per_member: bool) -> None:
     thetas, omega, K, omegas, Ks, lams = _members(b, n, seed=100 + b + n)
     om, k = (omegas, Ks) if per_member else (omega, K)
     traj = ensemble(thetas, om, k, dt=DT, n_steps=N_STEPS, record="trajectory")
@@ -101,7 +101,7 @@ def test_explicit_chunks_are_batch_independent(chunk: int) -> None:
     assert np.max(np.abs(diff)) <= 1e-12
 
 
-def test_k8_repeated_calls_are_bitwise_equal() -> None:
+def test_repeated_calls_are_bitwise_equal() -> None:
     thetas, omega, K, _, _, lams = _members(3, 16, seed=13)
     first = ensemble(thetas, omega, K, dt=DT, n_steps=N_STEPS)
     g_first = ensemble_gradient(thetas, omega, K, dt=DT, n_steps=N_STEPS, cotangent=lams)

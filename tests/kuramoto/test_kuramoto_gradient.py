@@ -1,4 +1,4 @@
-"""Reverse-mode gradients (spec §2.2, §2.4; §2.5 K4–K6, K12): finite differences, the hand
+"""Reverse-mode gradients: finite differences, the hand
 adjoint, linearity, the zero-step pass-through, the masked diagonal and checkpointing."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _fd_gradient(theta0, omega, K, n_steps):
     seed=st.integers(0, 2**32 - 1),
     asymmetry=st.floats(0.0, 2.0),
 )
-def test_k4_gradient_matches_central_differences(n, n_steps, seed, asymmetry) -> None:
+def test_gradient_matches_central_differences(n, n_steps, seed, asymmetry) -> None:
     theta0, omega, K = spec_network(n, seed)
     K = K * (1.0 + asymmetry * np.random.default_rng(seed).uniform(-1.0, 1.0, K.shape))
     final = np.asarray(final_state(theta0, omega, K, dt=DT, n_steps=n_steps))
@@ -56,7 +56,7 @@ def test_k4_gradient_matches_central_differences(n, n_steps, seed, asymmetry) ->
 
 
 @pytest.mark.parametrize(("n", "seed"), [(6, 21), (32, 22), (64, 23)])
-def test_k5_gradient_matches_the_hand_adjoint(n: int, seed: int) -> None:
+def test_gradient_matches_the_hand_adjoint(n: int, seed: int) -> None:
     theta0, omega, K = spec_network(n, seed)
     K = K * np.random.default_rng(seed).uniform(0.0, 2.0, K.shape)  # not symmetric
     lam = np.random.default_rng(seed + 1).normal(size=n)
@@ -67,7 +67,7 @@ def test_k5_gradient_matches_the_hand_adjoint(n: int, seed: int) -> None:
     assert np.all(np.diag(np.asarray(ours[2])) == 0.0)  # the masked diagonal, exactly
 
 
-def test_k6_linear_in_the_cotangent_and_zero_steps_pass_through() -> None:
+def test_linear_in_the_cotangent_and_zero_steps_pass_through() -> None:
     theta0, omega, K = spec_network(16, seed=31)
     rng = np.random.default_rng(31)
     l1, l2 = rng.normal(size=16), rng.normal(size=16)
@@ -90,11 +90,11 @@ def _loss_one_minus_r2(theta: np.ndarray) -> float:
     return 1.0 - float(np.abs(np.exp(1j * theta).mean())) ** 2
 
 
-def test_k12_one_gradient_step_on_one_minus_r2_lowers_it() -> None:
+def test_one_gradient_step_on_one_minus_r2_lowers_it() -> None:
     theta0, omega, K = spec_network(32, seed=41)
     final = np.asarray(final_state(theta0, omega, K, dt=DT, n_steps=100))
     z = np.exp(1j * final).mean()
-    lam = (2.0 / 32) * (z.real * np.sin(final) - z.imag * np.cos(final))  # spec §2.2
+    lam = (2.0 / 32) * (z.real * np.sin(final) - z.imag * np.cos(final))  # ∂(1 − r²)/∂θ
     auto = jax.grad(lambda th: 1.0 - order_parameter(th) ** 2)(jnp.asarray(final))
     assert np.max(np.abs(np.asarray(auto) - lam)) <= 1e-15
     g_theta, g_omega, g_K = gradient(theta0, omega, K, dt=DT, n_steps=100, cotangent=lam)

@@ -1,4 +1,4 @@
-"""Network builders (spec §2.6, §2.7): draw order, normalisation, frequency quantiles, K_c."""
+"""Network builders: draw order, normalisation, frequency quantiles, K_c."""
 
 from __future__ import annotations
 

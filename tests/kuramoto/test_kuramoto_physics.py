@@ -1,4 +1,4 @@
-"""Synchronisation of the all-to-all network (spec §2.6), integrated with hpcfit's RK4.
+"""Synchronisation of the all-to-all network, integrated with hpcfit's RK4.
 
 K_jk = K/N with deterministic frequency samples of a Lorentzian (γ = 0.5, K_c = 2γ) or a Gaussian
 (σ = 1, K_c = σ√(8/π)); θ0 ~ U(0, 2π) from ``default_rng(0)``; N = 1000, dt = 0.1, t = 50;

@@ -1,5 +1,4 @@
-"""RK4 forward integration against independent references and invariants (spec §2.5 K1–K3,
-K9–K12; §2.1)."""
+"""RK4 forward integration against independent references and invariants."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from hpcfit.kuramoto.network import bench_network
 DT = 0.05
 
 
-def test_k1_one_step_matches_a_hand_written_rk4_step() -> None:
+def test_one_step_matches_a_hand_written_rk4_step() -> None:
     theta0, omega, K = spec_network(6, seed=1)
     K[np.diag_indices(6)] = 3.0  # the diagonal must not matter
     expected = rk4_step(theta0, omega, K, DT)
@@ -35,7 +34,7 @@ def test_k1_one_step_matches_a_hand_written_rk4_step() -> None:
     assert np.max(np.abs(np.asarray(one[1]) - expected)) <= 1e-13
 
 
-def test_k2_fourth_order_convergence() -> None:
+def test_fourth_order_convergence() -> None:
     theta0, omega, K = spec_network(16, seed=2)
     finals = [
         np.asarray(final_state(theta0, omega, K, dt=1.0 / n, n_steps=n)) for n in (40, 80, 160)
@@ -46,7 +45,7 @@ def test_k2_fourth_order_convergence() -> None:
 
 
 @pytest.mark.parametrize(("n", "n_steps", "seed"), [(6, 40, 3), (32, 40, 4), (64, 40, 5)])
-def test_k3_forward_matches_numpy_direct_form(n: int, n_steps: int, seed: int) -> None:
+def test_forward_matches_numpy_direct_form(n: int, n_steps: int, seed: int) -> None:
     theta0, omega, K = spec_network(n, seed)
     ours = np.asarray(trajectory(theta0, omega, K, dt=DT, n_steps=n_steps))
     ref = rk4_trajectory(theta0, omega, K, DT, n_steps)
@@ -54,7 +53,7 @@ def test_k3_forward_matches_numpy_direct_form(n: int, n_steps: int, seed: int) -
     assert np.max(np.abs(ours - ref)) <= 1e-11
 
 
-def test_k3_bench_network_256_by_200_steps() -> None:
+def test_bench_network_256_by_200_steps() -> None:
     omega, theta0, K = bench_network(256)
     ours = np.asarray(trajectory(theta0, omega, K, dt=DT, n_steps=200))
     ref = rk4_trajectory(theta0, omega, K, DT, 200)
@@ -90,14 +89,14 @@ def test_rows_steps_and_final_state() -> None:
     assert np.min(fast - theta0) > 70.0
 
 
-def test_k9_zero_coupling_gives_exact_linear_phases() -> None:
+def test_zero_coupling_gives_exact_linear_phases() -> None:
     theta0, omega, _ = spec_network(32, seed=8)
     traj = np.asarray(trajectory(theta0, omega, np.zeros((32, 32)), dt=DT, n_steps=1000))
     t = DT * np.arange(1001)[:, None]
     assert np.max(np.abs(traj - (theta0 + t * omega))) <= 1e-10
 
 
-def test_k10_symmetric_coupling_conserves_the_phase_sum() -> None:
+def test_symmetric_coupling_conserves_the_phase_sum() -> None:
     theta0, omega, _ = spec_network(32, seed=9)
     a = np.random.default_rng(9).uniform(0.0, 0.2, (32, 32))
     K = a + a.T  # Σ_jk K_jk sin(θ_k − θ_j) = 0 for symmetric K
@@ -110,7 +109,7 @@ def test_k10_symmetric_coupling_conserves_the_phase_sum() -> None:
     assert np.max(np.abs(skew.sum(axis=1) - theta0.sum() - t * omega.sum())) > 1e-3
 
 
-def test_k11_frequency_shift_is_a_rotating_frame() -> None:
+def test_frequency_shift_is_a_rotating_frame() -> None:
     theta0, omega, K = spec_network(32, seed=10)
     c = 1.7
     base = np.asarray(trajectory(theta0, omega, K, dt=DT, n_steps=200))
@@ -121,7 +120,7 @@ def test_k11_frequency_shift_is_a_rotating_frame() -> None:
     assert np.max(np.abs(r_base - r_shift)) <= 1e-12
 
 
-def test_k12_order_parameter_bounds_and_values() -> None:
+def test_order_parameter_bounds_and_values() -> None:
     omega, theta0, K = bench_network(256)
     r = np.asarray(order_parameter(trajectory(theta0, omega, K, dt=DT, n_steps=200)))
     assert np.all((r >= 0.0) & (r <= 1.0))

@@ -1,4 +1,4 @@
-"""Argument checks before any compile (spec §2.2): each bad input raises ConfigError naming the
+"""Argument checks before any compile: each bad input raises ConfigError naming the
 argument, the expected and the received value or shape."""
 
 from __future__ import annotations

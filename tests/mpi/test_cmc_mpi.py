@@ -1,4 +1,4 @@
-"""The whole job under MPI: bitwise rank invariance (cmc spec §9 item 5) and resume.
+"""The whole job under MPI: bitwise rank invariance and resume.
 
 Run with ``mpiexec -n 2`` and ``-n 4`` (``make test``). Rank 0 first computes the single-process
 reference while the other ranks wait in a sleeping (non-blocking) barrier; then every rank runs

@@ -1,4 +1,4 @@
-"""Rank roles from the node-local communicator (spec/workloads.md §1.7, D13).
+"""Rank roles from the node-local communicator.
 
 Size-agnostic: valid under ``mpiexec -n 2`` and ``-n 4`` (and one rank). JAX is already imported
 in the test process, so the roles come from the pure planner that ``assign_rank_devices`` wraps.
@@ -28,7 +28,7 @@ def _launch_env(**values: str) -> dict[str, str]:
     return env
 
 
-def test_d13_one_gpu_per_node(node) -> None:
+def test_one_gpu_per_node(node) -> None:
     from mpi4py import MPI
 
     world = MPI.COMM_WORLD
@@ -48,7 +48,7 @@ def test_d13_one_gpu_per_node(node) -> None:
         assert updates["XLA_FLAGS"].endswith("--xla_force_host_platform_device_count=2")
 
 
-def test_d13_two_ranks_one_node() -> None:
+def test_two_ranks_one_node() -> None:
     """Under mpiexec on one host the first two world ranks are node-local ranks 0 and 1."""
     from mpi4py import MPI
 

@@ -1,4 +1,4 @@
-"""NRPT over MPI ranks is bitwise the serial run (spec §3.10, §3.12 N12).
+"""NRPT over MPI ranks is bitwise the serial run.
 
 Run under ``mpiexec -n 2`` and ``-n 4``: every rank also computes the serial path-A run and
 compares records, ladders, history and estimates with ``array_equal``. N = 7 gives unequal blocks,
@@ -58,7 +58,7 @@ def target():
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("n_chains", [7, 3])
-def test_n12_distributed_run_equals_serial_run(comm, target, n_chains):
+def test_distributed_run_equals_serial_run(comm, target, n_chains):
     from hpcfit.nrpt import run
 
     dist = run(target, n_chains=n_chains, n_rounds=6, n_expl=2, seed=5, comm=comm)
@@ -72,7 +72,7 @@ def test_n12_distributed_run_equals_serial_run(comm, target, n_chains):
 
 
 @pytest.mark.timeout(300)
-def test_n12_gaussian_path_resumes_a_serial_checkpoint(comm, tmp_path_factory):
+def test_gaussian_path_resumes_a_serial_checkpoint(comm, tmp_path_factory):
     """Checkpoints do not depend on P: rank 0 stops a serial run after round 3, then every rank
     resumes it on P ranks, bitwise equal to the uninterrupted serial run."""
     from hpcfit.nrpt import GaussianPathTarget, run

@@ -1,5 +1,5 @@
 """The Kuramoto and NRPT jobs under MPI: every output file is bitwise identical to a
-single-process run (workloads spec §2.5 K13, §3.12 N12, §4). Run with ``mpiexec -n 2`` and
+single-process run. Run with ``mpiexec -n 2`` and
 ``-n 4``: 7 members or replicas give unequal loads on both, and 3 replicas leave a rank empty on 4.
 
 Rank 0 computes the single-process reference while the other ranks wait in a sleeping barrier.

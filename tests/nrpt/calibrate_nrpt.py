@@ -1,10 +1,11 @@
-"""Calibration of the NRPT z-tests over many seeds (spec §3.12; not collected by pytest).
+"""Calibration of the NRPT z-tests over many seeds (not collected by pytest).
 
     .venv/bin/python tests/nrpt/calibrate_nrpt.py --seeds 20
 
-For the N1 model (open 4×4 grid, N = 8, R = 12, n_expl = 2) it prints, over the seeds, the mean
-and standard deviation of the z-scores of ⟨H⟩, ⟨|M|⟩, ⟨M²⟩ and the marginals (z ≈ N(0, 1) when
-the batch-means standard errors are honest), the spread of log Ẑ, Λ̂, round trips and τ_obs/τ̄.
+For the published example (open 4×4 grid, N = 8, R = 12, n_expl = 2) it prints, over the
+seeds, the mean and standard deviation of the z-scores of ⟨H⟩, ⟨|M|⟩, ⟨M²⟩ and the marginals
+(z ≈ N(0, 1) when the batch-means standard errors are honest), the spread of log Ẑ, Λ̂, round
+trips and τ_obs/τ̄.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 
 from hpcfit.nrpt.targets import AbstractTarget
 
-Z_MAX = 4.0  # spec §3.12: statistical tests use fixed seeds and |z| < 4
+Z_MAX = 4.0  # statistical tests use fixed seeds and |z| < 4
 
 
 class FlatTarget(AbstractTarget):
@@ -71,7 +71,8 @@ def assert_z(name: str, estimate: float, se: float, exact: float) -> None:
 
 
 def assert_ising_matches(result, exact, log_z_tol: float = 0.2) -> None:
-    """N1/N2 pass rule: |z| < 4 for ⟨H⟩, ⟨|M|⟩, ⟨M²⟩ and every marginal; |Δ log Z| < tol."""
+    """Pass rule of the exact-answer tests: |z| < 4 for ⟨H⟩, ⟨|M|⟩, ⟨M²⟩ and every marginal;
+    |Δ log Z| < tol."""
     assert result.ok, result.message
     assert_z("<H>", result.mean_energy, result.mean_energy_se, exact.mean_energy)
     for name in ("abs_magnetisation", "sq_magnetisation"):

@@ -1,4 +1,4 @@
-"""Round checkpoints: resuming is bitwise equal to not stopping (spec §3.10, §4)."""
+"""Round checkpoints: resuming is bitwise equal to not stopping."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from nrpt_helpers import assert_results_equal
 
+from hpcfit.errors import AdviceWarning
 from hpcfit.nrpt import IsingTarget, grid_model, run
 from hpcfit.nrpt.checkpoint import FILENAME
 from hpcfit.parallel.comm import SerialComm
@@ -56,17 +57,17 @@ def test_resume_is_bitwise_equal_to_an_uninterrupted_run(target, tmp_path, path)
 def test_checkpoint_of_another_configuration_is_ignored_with_a_warning(target, tmp_path):
     run(target, **CONFIG, checkpoint_dir=tmp_path)
     other = {**CONFIG, "seed": 10}
-    with pytest.warns(RuntimeWarning, match="another configuration"):
+    with pytest.warns(AdviceWarning, match="another configuration"):
         res = run(target, **other, checkpoint_dir=tmp_path)
     assert res.resumed_from == 0
     assert_results_equal(res, run(target, **other))
-    with pytest.warns(RuntimeWarning, match="another configuration"):
+    with pytest.warns(AdviceWarning, match="another configuration"):
         run(IsingTarget(grid_model(4, J=0.9)), **other, checkpoint_dir=tmp_path)
 
 
 def test_damaged_checkpoint_is_ignored_with_a_warning(target, tmp_path):
     (tmp_path / FILENAME).write_bytes(b"not an npz archive")
-    with pytest.warns(RuntimeWarning, match="unreadable"):
+    with pytest.warns(AdviceWarning, match="unreadable"):
         res = run(target, **CONFIG, checkpoint_dir=tmp_path)
     assert res.resumed_from == 0 and res.ok
     with np.load(tmp_path / FILENAME) as npz:  # rewritten by the run

@@ -1,5 +1,4 @@
-"""Engine invariants: β = 0 exactness, batch independence, path A = path B, failures, arguments
-(spec §3.3–3.5, §3.10; tests N11, N13)."""
+"""Engine invariants: β = 0 exactness, batch independence, path A = path B, failures, arguments."""
 
 from __future__ import annotations
 
@@ -24,8 +23,8 @@ def small_target():
     return IsingTarget(grid_model(4, J=0.7, h=0.1))
 
 
-def test_n11_beta_zero_sweep_ignores_the_previous_state():
-    """N11: one sweep at β = 0 is an exact iid uniform draw, whatever the state before it."""
+def test_beta_zero_sweep_ignores_the_previous_state():
+    """One sweep at β = 0 is an exact iid uniform draw, whatever the state before it."""
     model = IsingModel(
         n=4, edges=np.array([[0, 1], [1, 2], [2, 3], [0, 3]]), J=np.full(4, 2.0), h=np.full(4, 0.5)
     )
@@ -48,8 +47,8 @@ def test_n11_beta_zero_sweep_ignores_the_previous_state():
     assert np.all(same_key == same_key[0])
 
 
-def test_n13_batch_independence(small_target):
-    """N13: a replica's scan does not depend on the batch size or its position in the batch."""
+def test_batch_independence(small_target):
+    """A replica's scan does not depend on the batch size or its position in the batch."""
     n = 6
     keys = replica_keys(5, np.arange(n))
     states = jax.vmap(lambda k: small_target.sample_reference(k))(keys)
@@ -69,7 +68,7 @@ def test_n13_batch_independence(small_target):
         np.testing.assert_array_equal(a[order], b)
 
 
-def test_n13_same_seed_equal_other_seed_different(small_target):
+def test_same_seed_equal_other_seed_different(small_target):
     a = run(small_target, n_chains=5, n_rounds=5, seed=1)
     b = run(small_target, n_chains=5, n_rounds=5, seed=1)
     c = run(small_target, n_chains=5, n_rounds=5, seed=2)
@@ -80,7 +79,7 @@ def test_n13_same_seed_equal_other_seed_different(small_target):
 
 @pytest.mark.parametrize("n_expl", [1, 3])
 def test_path_a_equals_path_b_on_one_rank(small_target, n_expl):
-    """Spec §3.5: the jitted round loop and the per-scan host path agree bitwise at P = 1."""
+    """The jitted round loop and the per-scan host path agree bitwise at P = 1."""
     a = run(small_target, n_chains=7, n_rounds=6, n_expl=n_expl, seed=3)
     b = run(small_target, n_chains=7, n_rounds=6, n_expl=n_expl, seed=3, comm=SerialComm())
     c = run(

@@ -1,4 +1,4 @@
-"""Exact enumeration and the Gaussian-path closed forms (spec §3.11–3.12)."""
+"""Exact enumeration and the Gaussian-path closed forms."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hpcfit.nrpt.exact import (
 
 
 def test_published_4x4_values():
-    """N1's published numbers: open 4×4 grid, J = 1, h = 0, β = 1."""
+    """The published example's numbers: open 4×4 grid, J = 1, h = 0, β = 1."""
     ex = enumerate_ising(grid_model(4))
     assert abs(ex.log_Z - 24.81764441) < 1e-8
     assert abs(ex.mean_energy - (-23.37283199)) < 1e-8
@@ -62,7 +62,7 @@ def test_enumeration_matches_brute_force_with_fields():
 
 @pytest.mark.parametrize("beta", [0.3, 1.0])
 def test_enumeration_matches_one_dimensional_closed_forms(beta):
-    """N4's formulas at n = 12, t = tanh βJ: open chain and ring, h = 0."""
+    """Closed forms at n = 12, t = tanh βJ: open chain and ring, h = 0."""
     n, J = 12, 0.8
     t = math.tanh(beta * J)
     chain = IsingModel(
@@ -102,7 +102,7 @@ def test_gaussian_barrier_published_values(d, value):
 
 
 def test_gaussian_barrier_constant_is_half_mean_abs_chi2_difference():
-    """c_d = ½ E|χ²_d − χ'²_d| (spec §3.11), checked by quadrature-free Monte Carlo at d = 3."""
+    """c_d = ½ E|χ²_d − χ'²_d|, checked by quadrature-free Monte Carlo at d = 3."""
     rng = np.random.default_rng(0)
     a = rng.chisquare(3, 400_000)
     b = rng.chisquare(3, 400_000)

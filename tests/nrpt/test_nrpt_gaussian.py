@@ -1,4 +1,4 @@
-"""The Gaussian-path barrier check (spec §3.11; test N10)."""
+"""The Gaussian-path barrier check."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hpcfit.nrpt.schedule import barrier_curve
 @pytest.mark.parametrize(
     ("d", "n_rounds", "log_z_tol"), [(1, 12, None), (2, 14, 0.05), (10, 12, 0.15)]
 )
-def test_n10_barrier_and_log_z(d, n_rounds, log_z_tol):
+def test_barrier_and_log_z(d, n_rounds, log_z_tol):
     """|Λ̂/Λ − 1| < 0.04 and log Ẑ within tolerance, N = 20.
 
     d = 2 runs R = 14: the 0.01 bound on the cumulative barrier is about one standard deviation
@@ -32,7 +32,7 @@ def test_n10_barrier_and_log_z(d, n_rounds, log_z_tol):
         assert np.max(np.abs(curve - gaussian_barrier(grid, d))) < 0.01
 
 
-def test_n10_high_dimension():
+def test_barrier_in_high_dimension():
     """d = 100 needs N = 64 (Σ r_i is biased low on coarse ladders)."""
     res = run(GaussianPathTarget(100), n_chains=64, n_rounds=12, n_expl=1, seed=100)
     exact = float(gaussian_barrier(1.0, 100))

@@ -1,4 +1,4 @@
-"""NRPT on Ising models against exact answers (spec §3.12: N1–N4, N8)."""
+"""NRPT on Ising models against exact answers."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from hpcfit.nrpt import IsingModel, IsingTarget, grid_model, run
 from hpcfit.nrpt.exact import enumerate_ising
 
 
-def test_n1_published_example():
-    """N1: open 4×4 grid, J = 1, h = 0, β = 1; N = 8, R = 12, n_expl = 2."""
+def test_published_4x4_grid_example():
+    """Open 4×4 grid, J = 1, h = 0, β = 1; N = 8, R = 12, n_expl = 2."""
     model = grid_model(4)
     res = run(IsingTarget(model), n_chains=8, n_rounds=12, n_expl=2, seed=0)
     exact = enumerate_ising(model)
     assert_ising_matches(res, exact)
     assert abs(exact.mean_energy - (-23.37283199)) < 1e-8
-    # N8: after tuning the observed round-trip rate is within a factor 4 of τ̄
+    # after tuning the observed round-trip rate is within a factor 4 of τ̄
     assert 0.25 <= res.tau_observed / res.tau_predicted <= 4.0
     assert res.efficiency == res.tau_observed / res.tau_predicted
     assert res.scans == 2**13 - 2 and len(res.history) == 12
@@ -40,24 +40,24 @@ def _chain_model(b, beta):
 
 
 @pytest.mark.parametrize("beta", [0.2, 0.5, 1.0])
-def test_n2_open_chain_with_random_fields(beta):
-    """N2: 8-spin open chain, J = 0.8, b ~ U(−1, 1), at β_t ∈ {0.2, 0.5, 1}."""
+def test_open_chain_with_random_fields(beta):
+    """8-spin open chain, J = 0.8, b ~ U(−1, 1), at β_t ∈ {0.2, 0.5, 1}."""
     b = np.random.default_rng(8).uniform(-1, 1, 8)
     model = _chain_model(b, beta)
     res = run(IsingTarget(model), n_chains=6, n_rounds=11, n_expl=1, seed=int(10 * beta))
     assert_ising_matches(res, enumerate_ising(model))
 
 
-def test_n2_antiferromagnetic_triangle():
-    """N2: frustrated triangle, J = −1 on every edge."""
+def test_antiferromagnetic_triangle():
+    """Frustrated triangle, J = −1 on every edge."""
     model = IsingModel(n=3, edges=np.array([[0, 1], [1, 2], [0, 2]]), J=-np.ones(3), h=np.zeros(3))
     res = run(IsingTarget(model), n_chains=4, n_rounds=11, n_expl=1, seed=1)
     exact = enumerate_ising(model)
     assert_ising_matches(res, exact)
 
 
-def test_n2_random_plus_minus_j_graph():
-    """N2: 12 spins on an Erdős–Rényi graph with J = ±1 (greedy colouring)."""
+def test_random_plus_minus_j_graph():
+    """12 spins on an Erdős–Rényi graph with J = ±1 (greedy colouring)."""
     edges = random_graph(12, 0.35, seed=3)
     signs = np.where(np.random.default_rng(4).random(len(edges)) < 0.5, -1.0, 1.0)
     model = IsingModel(n=12, edges=edges, J=signs, h=np.zeros(12))
@@ -65,8 +65,8 @@ def test_n2_random_plus_minus_j_graph():
     assert_ising_matches(res, enumerate_ising(model))
 
 
-def test_n3_single_chain_is_stuck_but_nrpt_mixes():
-    """N3: 6×6 ferromagnet. One heat-bath chain from all +1 never flips M in 2·10⁴ sweeps; NRPT
+def test_single_chain_is_stuck_but_nrpt_mixes():
+    """6×6 ferromagnet. One heat-bath chain from all +1 never flips M in 2·10⁴ sweeps; NRPT
     visits both signs (|⟨M⟩| < 4 SE) with ⟨|M|⟩ > 0.95."""
     model = grid_model(6)
     target = IsingTarget(model)
@@ -98,8 +98,8 @@ def _ring(n, J, beta=1.0):
     return IsingModel(n=n, edges=edges, J=np.full(n, J), h=np.zeros(n), beta_t=beta)
 
 
-def test_n4_open_chain_closed_form():
-    """N4: open chain n = 256, J = 0.8, N = 16: log Z = log 2 + (n−1) log(2 cosh βJ)."""
+def test_open_chain_closed_form():
+    """Open chain n = 256, J = 0.8, N = 16: log Z = log 2 + (n−1) log(2 cosh βJ)."""
     n, J = 256, 0.8
     t = math.tanh(J)
     res = run(IsingTarget(_open_chain(n, J)), n_chains=16, n_rounds=12, n_expl=1, seed=0)
@@ -108,8 +108,8 @@ def test_n4_open_chain_closed_form():
     assert abs(res.log_Z - log_z) < 0.2
 
 
-def test_n4_ring_closed_form():
-    """N4: ring n = 64, J = 0.8, N = 10: Z = (2 cosh βJ)ⁿ + (2 sinh βJ)ⁿ."""
+def test_ring_closed_form():
+    """Ring n = 64, J = 0.8, N = 10: Z = (2 cosh βJ)ⁿ + (2 sinh βJ)ⁿ."""
     n, J = 64, 0.8
     t = math.tanh(J)
     res = run(IsingTarget(_ring(n, J)), n_chains=10, n_rounds=12, n_expl=1, seed=0)

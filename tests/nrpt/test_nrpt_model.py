@@ -1,4 +1,4 @@
-"""Ising models: grid builder, model-file validation, energies, graph layout (spec §3.2–3.3)."""
+"""Ising models: grid builder, model-file validation, energies, graph layout."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Output files (spec §3.10 "Outputs"): summary.json, rounds.h5, barrier.png."""
+"""Output files: summary.json, rounds.h5, barrier.png."""
 
 from __future__ import annotations
 

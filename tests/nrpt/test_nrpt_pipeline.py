@@ -1,4 +1,4 @@
-"""The NRPT job's exit status when the run itself fails (workloads spec §3.10, cmc spec §7.2)."""
+"""The NRPT job's exit status when the run itself fails."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schedule adaptation and barrier (spec §3.6–3.7; test N9)."""
+"""Schedule adaptation and barrier."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def test_local_barrier_is_the_derivative_of_the_cumulative_curve():
     assert barrier_curve(betas, r)(1.0) == pytest.approx(1.0)
 
 
-def test_n9_a_bad_initial_ladder_is_repaired():
-    """N9: from a ladder crowded at β = 1 (the barrier of this path sits near β = 0), two
+def test_a_bad_initial_ladder_is_repaired():
+    """From a ladder crowded at β = 1 (the barrier of this path sits near β = 0), two
     adaptations even out the rejection rates."""
     target = GaussianPathTarget(10)
     n, n_scans = 10, 512

@@ -1,4 +1,4 @@
-"""Round statistics (spec §3.7–3.9; tests N7, N8)."""
+"""Round statistics."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from hpcfit.nrpt.stats import (
 )
 
 
-def test_n7_conveyor_round_trips_and_restarts():
-    """N7: always-accept conveyor, N = 4, rounds 1…5 → 13 round trips and 15 restarts in round 5."""
+def test_conveyor_round_trips_and_restarts():
+    """Always-accept conveyor, N = 4, rounds 1…5 → 13 round trips and 15 restarts in round 5."""
     res = run(FlatTarget(), n_chains=4, n_rounds=5, n_expl=0)
     assert res.round_trips == 13 and res.restarts == 15
     assert res.round_trips == sum(max(32 - i, 0) // 8 for i in range(4))  # Pigeons' closed form
@@ -42,12 +42,12 @@ def test_n7_conveyor_round_trips_and_restarts():
         ([0, 1, 1, 0, 1, 1, 0], 2, 2, 2),  # N = 2: chain 1 is the target
     ],
 )
-def test_n7_recorder_transitions(sequence, n_chains, trips, restarts):
+def test_recorder_transitions(sequence, n_chains, trips, restarts):
     t, r = round_trips(np.array([sequence]), n_chains)
     assert (int(t[0]), int(r[0])) == (trips, restarts)
 
 
-def test_n8_tau_bar_values():
+def test_tau_bar_values():
     assert tau_predicted(0.0) == 0.5
     assert tau_predicted(1.0) == 0.25
     assert tau_predicted(3.0) == 0.125

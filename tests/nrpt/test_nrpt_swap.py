@@ -1,4 +1,4 @@
-"""DEO swaps on the replica → chain map (spec §3.4–3.5; tests N5, N6)."""
+"""DEO swaps on the replica → chain map."""
 
 from __future__ import annotations
 
@@ -74,15 +74,15 @@ def test_numpy_and_jax_swaps_agree_bitwise_and_keep_a_permutation(seed):
         chains, at_chain = new, inverse
 
 
-def test_n6_attempt_counts():
-    """N6: T scans from t = 0 attempt pair i ⌈T/2⌉ times (i even) or ⌊T/2⌋ (i odd)."""
+def test_attempt_counts():
+    """T scans from t = 0 attempt pair i ⌈T/2⌉ times (i even) or ⌊T/2⌋ (i odd)."""
     counts = pair_attempts(4, 0, 50).sum(axis=1)
     assert counts.tolist() == [25, 25, 25]
     counts = pair_attempts(5, 0, 51).sum(axis=1)
     assert counts.tolist() == [26, 25, 26, 25]
 
 
-def test_n6_round_r_attempts_each_pair_two_to_the_r_minus_one_times():
+def test_round_r_attempts_each_pair_two_to_the_r_minus_one_times():
     res = run(GaussianPathTarget(1), n_chains=5, n_rounds=5, n_expl=1, seed=1)
     for row in res.history:
         assert row["attempts"].tolist() == [2 ** (row["round"] - 1)] * 4
@@ -94,8 +94,8 @@ def _frozen_pair(seed: int, n_rounds: int):
     return run(target, n_chains=2, n_rounds=n_rounds, n_expl=0, seed=seed)
 
 
-def test_n5_frozen_states_non_negative_delta_is_accepted():
-    """N5: n_expl = 0, N = 2, Δ ≥ 0: a 2-scan round has one attempt, and it is accepted."""
+def test_frozen_states_non_negative_delta_is_accepted():
+    """n_expl = 0, N = 2, Δ ≥ 0: a 2-scan round has one attempt, and it is accepted."""
     for seed in range(20):
         res = _frozen_pair(seed, 1)
         e = res.records["e1"][:, 0]
@@ -108,8 +108,8 @@ def test_n5_frozen_states_non_negative_delta_is_accepted():
     assert res.rejection.tolist() == [0.0]
 
 
-def test_n5_frozen_states_acceptance_matches_the_two_state_chain():
-    """N5: Δ < 0 side with α = e^{−|Δ|}: acceptance → 2α/(1 + α) over 2048 attempts."""
+def test_frozen_states_acceptance_matches_the_two_state_chain():
+    """Δ < 0 side with α = e^{−|Δ|}: acceptance → 2α/(1 + α) over 2048 attempts."""
     res = _frozen_pair(3, 12)
     e = res.records["e1"]
     assert np.all(e == e[:, :1])  # frozen states

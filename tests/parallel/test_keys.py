@@ -1,4 +1,4 @@
-"""Keys are pure functions of (seed, id) built with fold_in (cmc spec §3.4; design §2.4)."""
+"""Keys are pure functions of (seed, id) built with fold_in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Launch-mode detection: the table of design §1.2, one row per launcher."""
+"""Launch-mode detection: one row per launcher."""
 
 from __future__ import annotations
 

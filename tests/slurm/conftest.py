@@ -1,4 +1,4 @@
-"""A real one-node Slurm cluster for the tests in this folder (spec deployment §3).
+"""A real one-node Slurm cluster for the tests in this folder.
 
 ``slurm/local/start.sh DIR`` brings it up once per test session (munged, slurmctld and slurmd
 daemonised, state, spool, logs and pid files in DIR, the node line from ``slurmd -C``) and

@@ -1,4 +1,4 @@
-"""The repository's own job scripts, submitted to a real one-node Slurm (spec deployment §2, §3.2).
+"""The repository's own job scripts, submitted to a real one-node Slurm.
 
 The node has the machine's 2 CPUs: CMC jobs run 2 ranks bound to one core each
 (``--ntasks=2 --cpus-per-task=1``) with 2 chains per rank (``cmc.num_chains=2`` after the script

@@ -1,5 +1,5 @@
 """A Hydra sweep on Slurm through ``hydra/launcher=slurm`` (hydra-submitit-launcher), against the
-test cluster (spec deployment §2.4, §3.2).
+test cluster.
 
 submitit runs hpcfit's pickled Hydra task function in every Slurm task, bypassing
 ``hpcfit.cli.main``; the task joins MPI itself (``cli._join_world``), so each sweep point is one

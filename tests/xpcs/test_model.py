@@ -1,4 +1,4 @@
-"""The heterodyne c2 kernel (model spec §2–§4, §6): reference values, properties, parity."""
+"""The heterodyne c2 kernel: reference values, properties, parity."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def prod_grid(n: int, dt: float = 0.01) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# §4 reference example
+# reference example
 
 
 def test_reference_example_values():
@@ -57,7 +57,7 @@ def test_reference_example_values():
     assert_rel(c2[0, 0], REF_C2_00, 1e-12, "c2[0,0]")
     assert_rel(c2[0, REF_N - 1], REF_C2_0_LAST, 1e-12, "c2[0,49]")
     assert_rel(c2[REF_N - 1, 0], REF_C2_0_LAST, 1e-12, "c2[49,0]")
-    # The spec's table: c2[0,0] is every diagonal element and the max; c2[0,49] is the min.
+    # In this example c2[0,0] is every diagonal element and the max; c2[0,49] is the min.
     assert_rel(np.diag(c2), np.full(REF_N, REF_C2_00), 1e-12, "diagonal")
     assert_rel(c2.max(), REF_C2_00, 1e-12, "max")
     assert_rel(c2.min(), REF_C2_0_LAST, 1e-12, "min")
@@ -90,13 +90,13 @@ def test_reference_example_sign_regression():
     """
     phi0 = REF_PARAMS[INDEX["phi0"]]
     wrong = ref_c2(phi=REF_PHI - 2.0 * phi0)[0, REF_N - 1]
-    assert abs(wrong - 1.25564) < 5e-6  # the spec's quoted value, to its 6 significant digits
+    assert abs(wrong - 1.25564) < 5e-6  # the quoted wrong value, to 6 significant digits
     assert abs(wrong - REF_C2_0_LAST) > 1e-4
     assert abs(wrong - REF_C2_0_LAST) / REF_C2_0_LAST > 1e-12  # the reference test would fail
 
 
 # --------------------------------------------------------------------------------------------
-# §3 properties
+# properties
 
 PROPERTY_CASES = {
     "reference": (REF_PARAMS, reference_grid(), REF_DT, REF_Q),
@@ -158,7 +158,7 @@ def test_velocity_sign_is_not_identifiable(case, phi):
 
 
 def one_time_c2(params, t, q, phi, contrast, offset) -> np.ndarray:
-    """Closed form of §3 for constant rates and fraction (α = β = f1 = 0, all t > 0)."""
+    """The one-time closed form for constant rates and fraction (α = β = f1 = 0, all t > 0)."""
     p = dict(zip(INDEX, params, strict=True))
     j_ref = max(p["D0_ref"] + p["D_offset_ref"], 0.0)
     j_smp = max(p["D0_sample"] + p["D_offset_sample"], 0.0)
@@ -167,7 +167,7 @@ def one_time_c2(params, t, q, phi, contrast, offset) -> np.ndarray:
     x = f_s**2 / (f_s**2 + (1.0 - f_s) ** 2)
     tau = t[None, :] - t[:, None]
     phase = q * np.cos(np.deg2rad(phi + p["phi0"])) * v * tau
-    # J·|τ| via the smooth |x| of §2.4: identical to 1e-18 where J > 0; where the floor makes J = 0
+    # J·|τ| via the kernel's smooth |x|: identical to 1e-18 where J > 0; where the floor makes J = 0
     # it leaves the documented bias exp(−q²·1e-6) instead of 1.
     a_ref, a_smp = np.sqrt((j_ref * tau) ** 2 + 1e-12), np.sqrt((j_smp * tau) ** 2 + 1e-12)
     bracket = (
@@ -205,7 +205,7 @@ def _antiderivative(d0: float, a: float, d_off: float, t: float) -> float:
 
 @pytest.mark.parametrize("quantity", ["ref", "smp", "v", "c2"])
 def test_trapezoid_convergence_order(quantity):
-    """Pair integrals over (t_i, t_j) = (0.1 s, 0.5 s) converge at order 2 in dt (§2.3, §3)."""
+    """Pair integrals over (t_i, t_j) = (0.1 s, 0.5 s) converge at order 2 in dt."""
     p = GENERIC
     q, cos_angle = 0.02, np.cos(np.deg2rad(30.0 + p[INDEX["phi0"]]))
     errors = []
@@ -246,7 +246,7 @@ def test_trapezoid_convergence_order(quantity):
 
 @pytest.mark.parametrize("t0", [0.01, 0.0], ids=["production", "t0=0"])
 def test_finite_at_all_box_corners(t0):
-    """c2 and its autodiff gradients are finite at the 2¹⁴ corners × contrast × offset (§3)."""
+    """c2 and its autodiff gradients are finite at the 2¹⁴ corners × contrast × offset."""
     n, dt = 8, 0.01
     t = t0 + np.arange(n, dtype=np.float64) * dt
     lo, hi = registry_bounds()
@@ -273,7 +273,7 @@ def test_finite_at_all_box_corners(t0):
 
 
 GRADIENT_CASES = {
-    # t_0 = 0 with alpha_ref < 0: the pole of t^α is dropped at t = 0 (§2.1)
+    # t_0 = 0 with alpha_ref < 0: the pole of t^α is dropped at t = 0
     "t0=0,alpha<0": (GENERIC, np.arange(12, dtype=np.float64) * 0.01),
     "production": (GENERIC, prod_grid(12)),
     "embedded-truth": (EMBEDDED_TRUTH, prod_grid(12)),
@@ -301,7 +301,7 @@ def test_autodiff_matches_central_differences(name):
 
 
 # --------------------------------------------------------------------------------------------
-# §6 pooled vs meshgrid
+# pooled vs meshgrid
 
 SLOTS_Q = np.array([0.0054, 0.0061, 0.0047])
 SLOTS_PHI = np.array([0.0, 45.0, -100.0])

@@ -1,4 +1,4 @@
-"""The NLSQ warm start on the embedded dataset (cmc spec §1, §9 item 8).
+"""The NLSQ warm start on the embedded dataset.
 
 Fits are expensive (seconds each), so every fit is a module-scoped fixture shared by the tests
 that read it.
@@ -158,7 +158,7 @@ def test_profile_and_fit_modes_agree(profile_fit, fit_mode_fit):
     assert profile_fit.theta_names == fit_mode_fit.theta_names
     diff = np.abs(profile_fit.theta - fit_mode_fit.theta)
     rel = diff / np.abs(fit_mode_fit.theta)
-    # 1e-6 relative (spec §9 item 8). A parameter known only to σ_k ≈ |θ_k| (alpha_ref) is located
+    # 1e-6 relative. A parameter known only to σ_k ≈ |θ_k| (alpha_ref) is located
     # by the cost only to ~√(2·eps·cost) ≈ 2e-6 σ_k (a smaller move changes the cost by less than
     # its rounding), so there 1e-5 σ_k is the attainable agreement.
     ok = (rel <= 1e-6) | (diff <= 1e-5 * fit_mode_fit.sigma_k)
@@ -239,7 +239,7 @@ def test_multistart_is_deterministic_and_reports_all_starts(small_runs):
         assert ra.cost == rb.cost and ra.flags == rb.flags
         assert np.all(np.isfinite(ra.theta)) and np.isfinite(ra.cost)
     assert np.array_equal(a.theta, b.theta) and a.cost == b.cost
-    # start 0 is the configured start, clipped 1e-9·(hi − lo) inside the box (spec §1.3)
+    # start 0 is the configured start, clipped 1e-9·(hi − lo) inside the box
     lo, hi = space.lo[space.free_index], space.hi[space.free_index]
     margin = 1e-9 * (hi - lo)
     expected0 = np.clip(space.start[space.free_index], lo + margin, hi - margin)
@@ -266,7 +266,7 @@ def test_multistart_starts_form_a_latin_hypercube(seed):
     lo, hi = space.lo[space.free_index], space.hi[space.free_index]
     pts = starts[1:]
     assert np.all((pts > lo) & (pts < hi))
-    # log-uniform where lo > 0 and hi/lo ≥ 100 (the D0s and v0), uniform elsewhere (spec §1.3)
+    # log-uniform where lo > 0 and hi/lo ≥ 100 (the D0s and v0), uniform elsewhere
     log_scale = (lo > 0) & (hi >= 100 * lo)
     assert [n for n, f in zip(space.free_names, log_scale, strict=True) if f] == [
         "D0_ref",

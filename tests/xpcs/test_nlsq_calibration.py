@@ -1,4 +1,4 @@
-"""Covariance calibration of the warm start (cmc spec §9 item 9).
+"""Covariance calibration of the warm start.
 
 Across 50 noise seeds of the embedded dataset, the spread of θ̂ must match the reported σ_k: the
 sd of each free quantity across seeds lies within 20% of its median σ_k. Counting both triangles

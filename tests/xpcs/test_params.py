@@ -1,4 +1,4 @@
-"""Parameter registry, validation, fixing and narrowed bounds (model spec §5)."""
+"""Parameter registry, validation, fixing and narrowed bounds."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hpcfit.xpcs.params import (
     make_space,
 )
 
-# Model spec §5, the normative table: (name, default, lo, hi, prior mean, prior sd).
+# The parameter table: (name, default, lo, hi, prior mean, prior sd).
 SPEC_TABLE = [
     ("D0_ref", 1e4, 100.0, 1e6, 1e4, 5e3),
     ("alpha_ref", 0.0, -2.0, 2.0, 0.0, 1.0),
@@ -139,6 +139,6 @@ def test_prior_mean_within_five_sd_or_fixed_does_not_warn(bounds, fixed):
 
 @pytest.mark.parametrize("bounds", [(1e5, 1e6), (-1e6, -2e4)])  # 18 sd above, 6 sd below
 def test_prior_mean_far_outside_narrowed_bounds_warns(bounds):
-    """A far truncated tail is numerically poor (spec §5): warn, naming the parameter."""
+    """A far truncated tail is numerically poor: warn, naming the parameter."""
     with pytest.warns(UserWarning, match=r"\bD0_ref\b"):
         make_space(start={"D0_ref": bounds[1]}, bounds={"D0_ref": bounds})

@@ -1,11 +1,11 @@
-"""The XPCS shard posterior (``hpcfit.xpcs.posterior``) and cmc spec §9 item 3.
+"""The XPCS shard posterior (``hpcfit.xpcs.posterior``) and CMC against full-data NUTS.
 
 (a) the pooled log-likelihood equals a NumPy computation from the meshgrid maps; (b) names,
 bounds and priors follow the NLSQ free-quantity layout and the ``ParamSpace``; (c) its gradient
-is finite at the NLSQ warm start; (d) item 3: CMC with K = 4 reproduces one full-data NUTS run
+is finite at the NLSQ warm start; (d) CMC with K = 4 reproduces one full-data NUTS run
 (K = 1) — every free quantity's mean within 0.2 full-data sd and sd within 20 %.
 
-Item 3 dataset: N = 40 frames, slots 0° and 60°, σ = 0.002, the embedded truth, contrast
+Dataset of (c) and (d): N = 40 frames, slots 0° and 60°, σ = 0.002, the embedded truth, contrast
 (0.30, 0.28), offset 1. The frame interval is dt = 0.05 s (t = 0.05 … 2 s): with the default
 dt = 0.01 s the 0.4 s window barely resolves the reference decay (NLSQ pins alpha_ref at its
 bound, D0_ref has sd ≈ 5e4), the posterior is prior-dominated and far from Gaussian, and NUTS
@@ -155,7 +155,7 @@ def test_fixed_scaling_is_held_at_configured_value():
     assert got == pytest.approx(numpy_loglik(data, space, theta, idx, sigma), rel=1e-10)
 
 
-# -- (c), (d): cmc spec §9 item 3 -----------------------------------------------------------------
+# -- (c), (d): CMC with K = 4 against full-data NUTS -----------------------------------------------
 ITEM3_FREE = ("D0_ref", "alpha_ref", "D0_sample", "alpha_sample", "v0", "f0")
 ITEM3 = SyntheticSpec(
     truth=EMBEDDED.truth,
@@ -228,7 +228,8 @@ def cmc(item3, k: int) -> tuple[np.ndarray, list]:
 
 
 def test_cmc_k4_matches_full_data_nuts(item3):
-    """cmc spec §9 item 3 (measured: worst |Δmean| 0.178 sd, worst |sd ratio − 1| 0.110)."""
+    """CMC with K = 4 reproduces one full-data NUTS run (measured: worst |Δmean| 0.178 sd,
+    worst |sd ratio − 1| 0.110)."""
     full, diag1 = cmc(item3, 1)
     consensus, diag4 = cmc(item3, 4)
     for d in diag1 + diag4:  # a healthy sampler, so the comparison is about CMC itself

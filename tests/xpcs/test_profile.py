@@ -1,4 +1,4 @@
-"""Variable projection of the per-slot scaling (cmc spec §1.1, §9 item 8)."""
+"""Variable projection of the per-slot scaling."""
 
 from __future__ import annotations
 

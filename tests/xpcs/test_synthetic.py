@@ -1,4 +1,4 @@
-"""The synthetic generator and the embedded default dataset (model spec §8)."""
+"""The synthetic generator and the embedded default dataset."""
 
 from __future__ import annotations
 
@@ -51,14 +51,14 @@ def test_embedded_dataset_layout(data):
     assert data.provenance["truth"] == [
         3000.0, 0.2, 0.0, 30000.0, 0.5, 0.0, 1500.0, 0.3, 0.0, 0.4, -0.8, 0.0, 0.1, 3.0,
     ]  # fmt: skip
-    # spec §8: f2 and the three offsets are fixed, at their truth 0 (= the registry default)
+    # f2 and the three offsets are fixed, at their truth 0 (= the registry default)
     assert set(EMBEDDED_FIXED) == {"f2", "D_offset_ref", "D_offset_sample", "v_offset"}
     for name in EMBEDDED_FIXED:
         assert EMBEDDED.truth[INDEX[name]] == 0.0 == REGISTRY[INDEX[name]].default
 
 
 def test_embedded_noise_free_spans(clean):
-    """Spec §8 quotes the noise-free upper-triangle spans to two decimals."""
+    """The noise-free upper-triangle spans, known to two decimals."""
     iu, ju = np.triu_indices(100, k=1)
     quoted = [(1.03, 1.30), (1.04, 1.28), (1.18, 1.26)]
     for a, (lo, hi) in enumerate(quoted):

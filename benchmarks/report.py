@@ -1,15 +1,15 @@
-"""The README's performance table, rendered from the newest benchmark records.
+"""The performance table of docs/benchmarks.md, rendered from the newest benchmark records.
 
     .venv/bin/python benchmarks/report.py            # print the Markdown block
-    .venv/bin/python benchmarks/report.py --write    # replace the block in README.md
-    .venv/bin/python benchmarks/report.py --check    # exit 1 if README.md is out of date
+    .venv/bin/python benchmarks/report.py --write    # replace the block in docs/benchmarks.md
+    .venv/bin/python benchmarks/report.py --check    # exit 1 if docs/benchmarks.md is out of date
 
 Reads the newest record (by ``generated_utc``, then file name) of each benchmark in
 ``benchmarks/results/`` and renders one Markdown table: metric, hpcfit, peer or baseline, ratio,
 goal, met. Ratios are the peer's or baseline's time over hpcfit's (> 1: hpcfit faster). The
 output depends on the records only (no clock, no host of its own; fixed float formats), so
 ``tests/test_readme_perf.py`` can compare it with the block between ``<!-- perf:start -->`` and
-``<!-- perf:end -->`` in ``README.md``. Standard library only; runs no benchmark.
+``<!-- perf:end -->`` in ``docs/benchmarks.md``. Standard library only; runs no benchmark.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 BENCHMARKS = (
     "model_cost",
@@ -562,12 +562,12 @@ def render(records: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- README ----------------------------------------------------------------------------------
+# -- the page holding the block --------------------------------------------------------------
 def extract_block(text: str) -> str:
     """The text between the markers, without the newline after the start marker."""
     i, j = text.find(START), text.find(END)
     if i < 0 or j < i:
-        raise ValueError(f"README has no {START} … {END} block")
+        raise ValueError(f"no {START} … {END} block")
     return text[i + len(START) :].split(END, 1)[0].removeprefix("\n")
 
 
@@ -582,27 +582,27 @@ def replace_block(text: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the records")
-    ap.add_argument("--readme", type=Path, default=README, help="README holding the markers")
+    ap.add_argument("--page", type=Path, default=PAGE, help="Markdown page holding the markers")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="replace the README block")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the README block differs")
+    mode.add_argument("--write", action="store_true", help="replace the block in the page")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the page's block differs")
     args = ap.parse_args(argv)
 
     block = render(newest_records(args.results))
     if not (args.write or args.check):
         sys.stdout.write(block)
         return 0
-    text = args.readme.read_text(encoding="utf-8")
+    text = args.page.read_text(encoding="utf-8")
     if args.check:
         current = extract_block(text)
         if current != block:
-            print(f"{args.readme}: performance block out of date", file=sys.stderr)
+            print(f"{args.page}: performance block out of date", file=sys.stderr)
             return 1
         return 0
     new = replace_block(text, block)
     if new != text:
-        args.readme.write_text(new, encoding="utf-8")
-    print(f"{args.readme}: performance block {'updated' if new != text else 'unchanged'}")
+        args.page.write_text(new, encoding="utf-8")
+    print(f"{args.page}: performance block {'updated' if new != text else 'unchanged'}")
     return 0
 
 

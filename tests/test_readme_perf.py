@@ -1,4 +1,4 @@
-"""The README's performance block matches the committed benchmark records (runs no benchmark)."""
+"""docs/benchmarks.md's performance block matches the committed records (runs no benchmark)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "benchmarks.md"
 ACCEPT = "run `.venv/bin/python benchmarks/report.py --write` to accept"
 
 
@@ -20,23 +21,23 @@ def _report():
     return module
 
 
-def test_readme_perf_block_matches_records() -> None:
+def test_benchmarks_page_perf_block_matches_records() -> None:
     report = _report()
     records = report.newest_records(ROOT / "benchmarks" / "results")
     assert records, "no benchmark records in benchmarks/results/"
     expected = report.render(records)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert report.START in readme and report.END in readme, f"README has no perf markers; {ACCEPT}"
-    actual = report.extract_block(readme)
-    assert actual == expected, f"README performance block differs from the records; {ACCEPT}"
+    page = PAGE.read_text(encoding="utf-8")
+    assert report.START in page and report.END in page, f"{PAGE.name} has no perf markers; {ACCEPT}"
+    actual = report.extract_block(page)
+    assert actual == expected, f"{PAGE.name} performance block differs from the records; {ACCEPT}"
 
 
 def test_render_is_deterministic() -> None:
     report = _report()
     records = report.newest_records(ROOT / "benchmarks" / "results")
     assert report.render(records) == report.render(records)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert report.replace_block(readme, report.extract_block(readme)) == readme
+    page = PAGE.read_text(encoding="utf-8")
+    assert report.replace_block(page, report.extract_block(page)) == page
 
 
 def test_caption_letters_hosts_only_when_records_come_from_several() -> None:

@@ -4,7 +4,7 @@ For each case: ``hpcfit OVERRIDES cmc.plan_only=true`` (one process, planning fo
 OVERRIDES), then ``hpcfit OVERRIDES`` for real. Recorded: the plan's job time and memory per
 rank against the measured wall time of the command and the peak RSS of every rank (``run.json``
 ``peak_rss_mb``). A case with ``--plan-only`` records the plan alone (a job too long to run
-here); its estimate is still the answer a user gets before queueing.
+here; recorded as ``plan_only``); its estimate is still the answer a user gets before queueing.
 
     .venv/bin/python benchmarks/plan_vs_run.py                       # make run's job, ≈ 10 min
     .venv/bin/python benchmarks/plan_vs_run.py --plan-only data=synthetic data.n_frames=1000
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peak RSS per rank: {record.get('peak_rss_mb')} MB", flush=True)
             measured["plan_over_measured"] = ratio
     path = _record.write_record(
-        "plan_vs_run",
+        "plan_only" if args.plan_only else "plan_vs_run",
         {
             "workload": "hpcfit cmc.plan_only=true, then the same job",
             "params": {"overrides": overrides, "plan_only": args.plan_only},

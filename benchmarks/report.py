@@ -469,6 +469,34 @@ def _warm_start_scale_rows(rec: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _plan_rows(rec: dict[str, Any]) -> list[Row]:
+    res = rec["results"]
+    est, probe = res["plan"]["estimate"], res["plan"]["probe"]
+    what = " ".join(rec["params"]["overrides"])
+    plan = (
+        f"K = {est['n_shards']}, {est['shards_per_rank']} per rank; "
+        f"{est['shard_s'] / 60:.1f} min per shard; job {est['job_s'] / 60:.1f} min; "
+        f"{probe['mean_steps']:.0f} leapfrog steps per iteration"
+    )
+    measured = res.get("measured")
+    if measured is None:
+        return [(f"plan only (`{what}`)", plan, DASH, DASH, "—", "—")]
+    ratio = measured["plan_over_measured"]
+    peaks = measured.get("peak_rss_mb") or []
+    return [
+        (
+            f"plan vs run (`{what}`): plan; measured wall; peak RSS per rank",
+            f"{plan}; measured {measured['wall_s'] / 60:.1f} min (plan/measured "
+            f"{ratio:.2f}); {', '.join(f'{p:.0f}' for p in peaks)} MB "
+            f"(plan {est['memory_rank0_mb']:.0f}, {est['memory_rank_mb']:.0f} MB)",
+            DASH,
+            DASH,
+            "plan within 30 %",
+            _met(abs(ratio - 1.0) <= 0.3),
+        )
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "model_cost": _model_rows,
     "nlsq_warm_start": _nlsq_rows,
@@ -479,6 +507,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "nrpt_bench": _nrpt_rows,
     "real_file_io": _real_file_rows,
     "warm_start_scale": _warm_start_scale_rows,
+    "plan_vs_run": _plan_rows,
+    "plan_only": _plan_rows,
 }
 
 

@@ -37,6 +37,9 @@ BENCHMARKS = (
     "nrpt_bench",
     "real_file_io",
     "warm_start_scale",
+    "warm_start_peer",
+    "plan_vs_run",
+    "plan_only",
 )
 DASH = "—"
 
@@ -469,6 +472,32 @@ def _warm_start_scale_rows(rec: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _warm_start_peer_rows(rec: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for size in rec["results"]["sizes"]:
+        pairs = [(f, f["peer"]) for f in size["fits"] if "peer" in f]
+        if not pairs:
+            continue
+        ok = [p for _, p in pairs if "wall_s" in p and p.get("wall_s") is not None]
+        mine = sorted(f["wall_s"] for f, _ in pairs)
+        theirs = sorted(p["wall_s"] for p in ok)
+        med = lambda xs: xs[len(xs) // 2] if xs else None  # noqa: E731
+        rows.append(
+            (
+                f"warm start vs heterodyne 2.0.1 NLSQ, N = {size['n_frames']}, {len(pairs)} "
+                "seeds: in the basin; median wall",
+                f"hpcfit {sum(f['in_basin'] for f, _ in pairs)}/{len(pairs)}, "
+                f"{_num(med(mine), '.1f', ' s')}",
+                f"{sum(bool(p.get('in_basin')) for _, p in pairs)}/{len(pairs)}, "
+                f"{_num(med(theirs), '.1f', ' s')}",
+                _ratio(med(theirs), med(mine)),
+                "—",
+                "—",
+            )
+        )
+    return rows
+
+
 def _plan_rows(rec: dict[str, Any]) -> list[Row]:
     res = rec["results"]
     est, probe = res["plan"]["estimate"], res["plan"]["probe"]
@@ -507,6 +536,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "nrpt_bench": _nrpt_rows,
     "real_file_io": _real_file_rows,
     "warm_start_scale": _warm_start_scale_rows,
+    "warm_start_peer": _warm_start_peer_rows,
     "plan_vs_run": _plan_rows,
     "plan_only": _plan_rows,
 }

@@ -2,7 +2,7 @@
 
 Contract: ``hpcfit`` alone fits the embedded dataset; bad input exits 2 with one line
 ``hpcfit: error: …`` naming the file or key, no traceback, and nothing written to an existing run
-directory except the failed ``run.json``.
+directory except the failed ``run.json`` (and the run's lock file ``.hpcfit.lock``).
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def test_bad_data_exits_2_and_keeps_run_dir(case: str, tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("hpcfit: error: "), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert path.name in lines[0] and needle in lines[0].lower(), lines[0]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["keep.txt", "run.json"]
+    # the run's lock file is the only other entry (no rank log: nothing was logged)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".hpcfit.lock", "keep.txt", "run.json"]
     assert (run_dir / "keep.txt").read_text() == "earlier work"
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "failed" and record["exit_code"] == 2

@@ -87,6 +87,20 @@ RUN_BEGINS = "=== hpcfit run begins"
 stay above it, and crash reports read only what follows the last one."""
 
 
+class _BoundedFileHandler(logging.FileHandler):
+    """Appends to ``path``, writing ``first_line`` when the file is first opened: no file until
+    a line is logged."""
+
+    def __init__(self, path: Path, first_line: str) -> None:
+        super().__init__(path, mode="a", delay=True)
+        self.first_line = first_line
+
+    def _open(self):  # noqa: ANN202  (logging's own hook)
+        stream = super()._open()
+        stream.write(self.first_line)
+        return stream
+
+
 class RunLog:
     """A rank's log file for one run, and where Python warnings go while it is open.
 
@@ -106,10 +120,9 @@ class RunLog:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.library_warnings = path, 0
-        with path.open("a") as fh:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            fh.write(f"{RUN_BEGINS} {stamp}: pid {os.getpid()} on {socket.gethostname()} ===\n")
-        self.handler = logging.FileHandler(path, mode="a")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        begins = f"{RUN_BEGINS} {stamp}: pid {os.getpid()} on {socket.gethostname()} ===\n"
+        self.handler = _BoundedFileHandler(path, begins)
         self.handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )

@@ -13,7 +13,6 @@ shards excluded); 4 warm start unusable while required; 70 internal error.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -57,11 +56,9 @@ class Prepared:
     target: Any = None
 
     def release_data(self) -> None:
-        """After the scatter, rank 0 needs the data's shape and provenance, not its values:
-        drop the pooled points and the maps (a NaN view of the same shape stays)."""
+        """After the scatter, drop the pooled points (what was scattered). The c2 maps stay
+        for the posterior predictive plot."""
         self.pooled = None
-        nan = np.broadcast_to(np.float64(np.nan), self.data.c2.shape)
-        self.data = dataclasses.replace(self.data, c2=nan)
 
 
 def run(
@@ -110,7 +107,7 @@ def run(
         monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
 
         def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
-            message = f"shard {result.shard_id} on rank {comm.rank}: {result.reason}"
+            message = f"shard {result.shard_id}: {result.reason} (rank {comm.rank})"
             if root:
                 record.finish("shard_failed", EXIT_SHARDS, message)
             else:

@@ -71,7 +71,7 @@ def refine(
     """
     t0 = time.perf_counter()
     lo, hi = problem.unknown_bounds(fit_mode=True)
-    x = np.clip(np.asarray(theta0, dtype=np.float64), lo, hi)
+    x = start = np.clip(np.asarray(theta0, dtype=np.float64), lo, hi)
     cost, grad, jtj, residuals = problem.normal_equations_and_residuals(x, weights, chunk_bytes)
     start_cost, n_jac, n_cost, accepted = cost, 1, 0, 0
     damping, growth = 1e-3, 2.0
@@ -121,7 +121,7 @@ def refine(
     )
     return Refined(
         theta=x,
-        start_theta=np.clip(np.asarray(theta0, dtype=np.float64), lo, hi),
+        start_theta=start,
         cost=cost,
         start_cost=start_cost,
         residuals=residuals,

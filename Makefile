@@ -17,7 +17,7 @@ PYTHON_FOUND := $(shell for c in $(PYTHON) python3.13 python3.12 python3 \
     $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$c || echo $$c; } && break; \
     done | head -n 1)
 
-.PHONY: run test test-serial test-mpi slurm-deps lint bench venv clean
+.PHONY: run test test-fast test-serial test-mpi slurm-deps lint bench venv clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON_FOUND)" ]; then echo "make: no Python >= 3.12 found (set PYTHON=/path/to/python3.12)" >&2; exit 1; fi
@@ -33,6 +33,11 @@ run: $(STAMP)
 	$(VENV)/bin/hpcfit $(RUN_ARGS)
 
 test: test-serial test-mpi
+
+# The quick local loop: serial tests not marked slow (whole-pipeline runs, launcher and Slurm
+# jobs, long samplers); stops at the first failure. CI runs the full `make test`.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not slurm" -x -q
 
 # CI (CI=true) must run the Slurm tests: HPCFIT_REQUIRE_SLURM=1 turns their skip into a failure.
 test-serial: $(STAMP) slurm-deps

@@ -156,6 +156,8 @@ def prevalidate(argv: list[str]) -> None:
         sets = _override_sets(argv)
     except Exception as exc:  # override grammar errors
         raise ConfigError(describe_omegaconf_error(exc)) from None
+    if sets is not None and not any(a in ("-m", "--multirun") for a in argv):
+        check_run_dir(_run_dir_of(argv))
     for overrides in sets or []:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             try:
@@ -163,6 +165,33 @@ def prevalidate(argv: list[str]) -> None:
             except Exception as exc:
                 raise ConfigError(describe_omegaconf_error(exc)) from None
         to_config(cfg)
+
+
+def _run_dir_of(argv: list[str]) -> Path:
+    """The run directory a single run will use: ``hydra.run.dir=…`` or the default."""
+    for a in reversed(argv):
+        if a.startswith("hydra.run.dir="):
+            return Path(a.split("=", 1)[1])
+    return Path("runs") / os.environ["HPCFIT_RUN_ID"]
+
+
+def check_run_dir(path: Path) -> None:
+    """A run directory that cannot be created or written is an input error (exit 2), found
+    before Hydra creates it: a file in its place, or a parent that is a file or not writable."""
+    from hpcfit.errors import RunDirError
+
+    if "${" in str(path):  # an interpolation Hydra resolves later
+        return
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run directory {path} exists and is not a directory")
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise RunDirError(f"cannot create run directory {path}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "run directory" if probe == path else f"cannot create run directory {path}:"
+        raise RunDirError(f"{what} {probe} is not writable")
 
 
 def _task(cfg) -> None:

@@ -207,6 +207,11 @@ class Precondition(Enum):
     none = "none"  # identity start (tests)
 
 
+class CmcScaling(Enum):
+    marginal = "marginal"  # contrast/offset integrated out, drawn back per draw
+    sample = "sample"  # contrast/offset sampled with the physics
+
+
 class Combiner(Enum):
     consensus = "consensus"
     parametric = "parametric"
@@ -269,6 +274,7 @@ class CmcConfig:
     max_tree_depth: int = 10
     dense_mass: bool = True  # full adapted mass matrix (see CHANGELOG: decisions)
     precondition: Precondition = Precondition.whiten
+    scaling: CmcScaling = CmcScaling.marginal  # how NUTS treats each slot's contrast and offset
     whiten_scale: float = 1.0
     init_jitter: float = 0.5
     sample_sigma: bool = False  # sample σ_a ~ HalfNormal(2·σ̂_a) instead of fixing σ̂_a

@@ -17,6 +17,10 @@ class DataError(InputError):
     """A data file is missing, unreadable, of an unknown layout, or fails validation."""
 
 
+class RunDirError(InputError):
+    """The run directory cannot be created or written (exit 2)."""
+
+
 class AdviceWarning(UserWarning):
     """hpcfit's own warning about the data, the configuration or a checkpoint: a run prints it
     as one console line (other libraries' warnings go to the rank log only)."""

@@ -168,6 +168,7 @@ def test_files_exist_and_cover_the_package(definition) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_post_and_test_sections_run(definition, tmp_path: Path) -> None:
     """%files → %post → %environment → %test in a throwaway tree (see the module docstring)."""
     _, sections = definition

@@ -290,6 +290,7 @@ def test_absurd_chi2_with_known_sigma_exits_4_with_a_reason(cmc: str, tmp_path: 
     assert not (tmp_path / "out" / "cmc" / "shards").exists()
 
 
+@pytest.mark.slow
 def test_library_warnings_go_to_the_rank_log_with_a_console_summary(tmp_path: Path) -> None:
     """nlsq's OptimizeWarning (an evaluation budget of 2) is not printed raw with a source line:
     it is in rank-0.log with its location, and the console says how many there were and where.
@@ -306,3 +307,16 @@ def test_library_warnings_go_to_the_rank_log_with_a_console_summary(tmp_path: Pa
     from hpcfit.pipelines.status import RUN_BEGINS
 
     assert (tmp_path / "out" / "rank-0.log").read_text().count(RUN_BEGINS) == 2
+
+
+@pytest.mark.parametrize("case", ["file_in_place", "parent_is_a_file"])
+def test_unusable_run_directory_exits_2_with_one_line(case: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a directory\n")
+    run_dir = blocker if case == "file_in_place" else blocker / "run"
+    proc = hpcfit("cmc.enabled=false", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("hpcfit: error: "), proc.stderr
+    assert str(blocker) in lines[0] and "Traceback" not in proc.stderr
+    assert blocker.read_text() == "not a directory\n"

@@ -162,6 +162,7 @@ def assert_same_draws(run_dir: Path, reference: Path) -> None:
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_rank_mode_under_mpiexec_matches_one_process(tmp_path: Path, reference: Path) -> None:
     mpiexec = Path(sys.executable).parent / "mpiexec"
     argv = [str(mpiexec), "-n", "2", sys.executable, "-m", "hpcfit", *TINY_CMC]
@@ -186,6 +187,7 @@ def test_rank_mode_under_mpiexec_matches_one_process(tmp_path: Path, reference: 
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.slow
 def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
     tmp_path: Path, reference: Path
 ) -> None:

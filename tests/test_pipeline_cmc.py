@@ -16,6 +16,8 @@ from helpers import TINY_CMC, combined_arrays, compose
 
 from hpcfit.pipelines import xpcs
 
+pytestmark = pytest.mark.slow  # one module fixture runs the whole pipeline (~90 s)
+
 
 def run(run_dir: Path, *overrides: str) -> int:
     cfg, resolved = compose(*TINY_CMC, *overrides)

@@ -166,6 +166,7 @@ def test_a_failed_step_is_not_requeued_and_its_status_is_the_jobs(tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_local_multirun_starts_one_mpi_job_per_point(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "hpcfit", "-m", *TINY_CMC, "cmc.n_shards=2,4", "mpi.ranks=2"]
     env = {**os.environ, "HPCFIT_RUN_ID": "local-sweep", "PYTHONUNBUFFERED": "1"}

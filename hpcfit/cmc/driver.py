@@ -50,6 +50,7 @@ class ShardJob:
     space: ParamSpace
     sigma: np.ndarray
     sample_sigma: bool
+    scaling: str  # ``cmc.scaling``: "sample" or "marginal"
     precond: Preconditioner
     settings: NutsSettings
     gates: Gates
@@ -60,6 +61,19 @@ class ShardJob:
     owner_rule: str
     checkpoint_dir: str | None
     fingerprint_doc: dict[str, Any] = field(default_factory=dict)
+
+    def sampler_target(self) -> Any:
+        """The shard target NUTS samples (the same on every rank)."""
+        from hpcfit.xpcs.posterior import shard_target
+
+        return shard_target(
+            self.grid,
+            self.space,
+            self.sigma,
+            sample_sigma=self.sample_sigma,
+            scaling=self.scaling,
+            n_shards=self.n_shards,
+        )
 
     def owners(self, n_ranks: int) -> list[list[int]]:
         """Shard ids of each rank, increasing (``cmc.shard_owner``)."""
@@ -77,6 +91,7 @@ def fingerprint_doc(job_fields: dict[str, Any], target: Any, version: str) -> di
         "seed": job_fields["seed"],
         "sigma": np.asarray(job_fields["sigma"], dtype=np.float64),
         "sample_sigma": job_fields["sample_sigma"],
+        "scaling": job_fields["scaling"],
         "fixed": {"vary": np.asarray(space.vary), "value": np.asarray(space.start, np.float64)},
         "scaling_fixed": [space.contrast.default, space.offset.default],
         "names": list(target.names),
@@ -261,9 +276,9 @@ def sample_owned(
     checkpointed and logged, ``on_abort`` runs, and the whole job is aborted with status 3.
     """
     from hpcfit import __version__
-    from hpcfit.xpcs.posterior import shard_data, shard_target
+    from hpcfit.xpcs.posterior import shard_data
 
-    target = shard_target(job.grid, job.space, job.sigma, sample_sigma=job.sample_sigma)
+    target = job.sampler_target()
     ckpt = Path(job.checkpoint_dir) if job.checkpoint_dir else None
     results = []
     for points in sorted(shards, key=lambda p: p.shard_id):

@@ -75,6 +75,8 @@ class AttemptResult:
     ``status``: "ok", "failed" (an exception or too few devices; ``error_type`` and
     ``traceback`` set for an exception) or "bad_init" (starts non-finite after 10 redraws).
     ``init_redraws`` counts the redraw rounds used; ``wall_s`` is the attempt's wall time (s).
+    Draws hold ``target.output_names``: a target with a :class:`Completion` samples fewer
+    quantities and the rest are drawn back per draw (keyed ``fold_in(k_mcmc, 1)``).
     """
 
     status: str
@@ -95,6 +97,7 @@ class AttemptResult:
     energy: np.ndarray | None = None
     init_redraws: int = 0
     step_size: np.ndarray | None = None  # adapted NUTS step size per chain
+    completion_margin_sd: float | None = None  # see ``Completion``; None without one
     error_type: str | None = None
     traceback: str | None = field(default=None, repr=False)
 
@@ -171,7 +174,7 @@ def run_attempt(
     head = {
         "shard_id": shard_id,
         "attempt": attempt,
-        "names": target.names,
+        "names": target.output_names,
         "target_accept": s.target_accept,
         "num_warmup": s.num_warmup,
         "num_samples": s.num_samples,
@@ -206,10 +209,16 @@ def run_attempt(
         mcmc.run(k_mcmc, data, init_params=start, extra_fields=EXTRA_FIELDS)
         draws = mcmc.get_samples(group_by_chain=True)
         extra = mcmc.get_extra_fields(group_by_chain=True)
+        theta = np.asarray(draws["theta"], dtype=np.float64)
+        u, margin = np.asarray(draws["u"], dtype=np.float64), None
+        if target.completion is not None:
+            k_rest = jax.random.fold_in(k_mcmc, 1)
+            theta, u, margin = target.completion.complete(theta, data, k_rest)
         return record(
             "ok",
-            draws_u=np.asarray(draws["u"], dtype=np.float64),
-            draws_theta=np.asarray(draws["theta"], dtype=np.float64),
+            draws_u=u,
+            draws_theta=theta,
+            completion_margin_sd=margin,
             **{k: np.asarray(extra[k]) for k in EXTRA_FIELDS},
             init_redraws=redraws,
             step_size=np.atleast_1d(np.asarray(mcmc.last_state.adapt_state.step_size, float)),

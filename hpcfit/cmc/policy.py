@@ -35,8 +35,10 @@ class ShardResult:
     ``attempts`` holds one dict per attempt run, in order, with keys attempt, target_accept,
     num_warmup, status ("ok", "gates_failed", or the sampler's "bad_init" / "failed"), message,
     gate_failures, gate_warnings, error_type, traceback, wall_s, and for an attempt whose sampler
-    finished mean_steps, median_steps (leapfrog steps per transition), tree_depth_hits and
-    step_size (the adapted step size per chain). Draws are float64
+    finished mean_steps, median_steps (leapfrog steps per transition), tree_depth_hits,
+    step_size (the adapted step size per chain) and completion_margin_sd (``cmc.scaling=marginal``:
+    the closest a drawn-back quantity's conditional mean came to its bounds, in conditional sds;
+    None otherwise). Draws are float64
     (chains, samples, P) and None unless ``status == "ok"``; ``diagnostics`` is the kept
     attempt's ``Diagnostics.to_json()``. ``wall_s`` is the shard's total wall time (s).
     """
@@ -149,6 +151,7 @@ def _one_attempt(attempt_fn, target, data, precond, n_shards, seed, shard_id, r,
             )
             size = getattr(res, "step_size", None)
             rec["step_size"] = None if size is None else [float(x) for x in size]
+            rec["completion_margin_sd"] = getattr(res, "completion_margin_sd", None)
             if gate.passed:
                 kept = (np.asarray(res.draws_u, dtype=np.float64), theta, diag.to_json())
     except Exception as exc:  # guarded shard work: failures are records
@@ -218,3 +221,24 @@ def exclusion_report(
         "fatal_reason": fatal_reason,
         "exit_code": EXIT_SHARD_FAILURE if fatal_reason else 0,
     }
+
+
+MARGIN_SD = 5.0
+"""Below this many conditional sds from a bound, a drawn-back quantity's dropped truncation
+(``Completion``) may show in the result."""
+
+
+def completion_margin(used: Sequence[ShardResult]) -> tuple[float | None, str]:
+    """The smallest completion margin of the kept attempts (None without a completion), and a
+    warning line when it is below 5 conditional sds ("" otherwise)."""
+    margins = [r.attempts[-1].get("completion_margin_sd") for r in used if r.attempts]
+    margins = [float(m) for m in margins if m is not None]
+    if not margins:
+        return None, ""
+    worst = min(margins)
+    if worst >= MARGIN_SD:
+        return worst, ""
+    return worst, (
+        f"a contrast or offset posterior lies {worst:.1f} conditional sd from its bounds: "
+        "cmc.scaling=marginal drops those bounds; cmc.scaling=sample respects them"
+    )

@@ -18,6 +18,10 @@ coordinates u = T⁻¹(θ) is the same, exp[(1/K)·Σ_p(log p_p(θ_p) + log|T_p�
 
 Deterministic sites ``u`` and ``theta`` (each (P,)) are recorded in every mode.
 
+A target may sample only some of the reported quantities: the rest (e.g. quantities that
+enter the likelihood linearly) are integrated out of ``loglik`` and drawn back afterwards,
+per draw, from their conditional posterior by its :class:`Completion`.
+
 References
 ----------
 Scott et al., "Bayes and big data: the consensus Monte Carlo algorithm", 2016.
@@ -48,6 +52,40 @@ RESERVED = ("z", "u", "theta", "prior", "loglik")
 
 
 @dataclass(frozen=True, eq=False)
+class Completion:
+    """How the quantities integrated out of a target are drawn back after sampling.
+
+    Attributes
+    ----------
+    names : tuple of str  every reported quantity, sampled and drawn back, in output order
+    lo, hi : Float64[Array, "Q"]  their bounds (θ units)
+    draw : callable (theta: Float64[Array, "D P"], data: pytree, key) ->
+        (Float64[Array, "D Q"], Float64[Array, ""])
+        the completed draws and the smallest distance (in conditional sds) of a conditional
+        mean from its bounds, over the D draws
+    """
+
+    names: tuple[str, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    draw: Callable[[jax.Array, Any, jax.Array], tuple[jax.Array, jax.Array]]
+
+    def complete(
+        self, theta: np.ndarray, data: Any, key: jax.Array
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(θ, u, margin) of every draw: θ (chains, samples, Q) kept strictly inside the box
+        (a conditional draw beyond a bound is moved to 1e-12 of the width inside it), u = T⁻¹(θ),
+        and the margin in conditional sds."""
+        lead = theta.shape[:-1]
+        full, margin = self.draw(jnp.asarray(theta).reshape(-1, theta.shape[-1]), data, key)
+        full = np.asarray(full, dtype=np.float64).reshape(*lead, len(self.names))
+        width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
+        full = np.clip(full, self.lo + 1e-12 * width, self.hi - 1e-12 * width)
+        u = np.asarray(BoxTransform(self.lo, self.hi).inverse(full), dtype=np.float64)
+        return full, u, float(margin)
+
+
+@dataclass(frozen=True, eq=False)
 class ShardTarget:
     """P named parameters with TruncatedNormal(mean, sd) priors on [lo, hi] and a likelihood.
 
@@ -58,6 +96,7 @@ class ShardTarget:
     prior_mean, prior_sd : Float64[Array, "P"]  of the Normal before truncation (sd > 0)
     loglik : callable (theta: Float64[Array, "P"], data: pytree) -> Float64[Array, ""]
         pure JAX log-likelihood of the shard's data (untempered)
+    completion : Completion | None  the quantities integrated out of ``loglik``, if any
     """
 
     names: tuple[str, ...]
@@ -66,6 +105,7 @@ class ShardTarget:
     prior_mean: np.ndarray
     prior_sd: np.ndarray
     loglik: Callable[[jax.Array, Any], jax.Array]
+    completion: Completion | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.names)
@@ -93,6 +133,11 @@ class ShardTarget:
     def size(self) -> int:
         """P."""
         return len(self.names)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The quantities a draw reports: ``names``, or the completion's when it has one."""
+        return self.names if self.completion is None else self.completion.names
 
     @property
     def transform(self) -> BoxTransform:

@@ -53,7 +53,8 @@ class Prepared:
     pooled: Any = None
     plan: Any = None
     job: Any = None
-    target: Any = None
+    target: Any = None  # reports every free quantity (the outputs' names, priors, bounds)
+    sampler_target: Any = None  # what NUTS samples (``cmc.scaling``)
 
     def release_data(self) -> None:
         """After the scatter, drop the pooled points (what was scattered). The c2 maps stay
@@ -236,17 +237,19 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
 
 
 def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
-    """σ_a for the shard likelihood and where it came from."""
+    """σ_a for the shard likelihood and where it came from: the warm start's σ (known or
+    estimated), else the known σ in the precedence the warm start uses (``nlsq.sigma`` over the
+    file's), else a model-free MAD estimate."""
+    from hpcfit.xpcs.nlsq import known_sigma
     from hpcfit.xpcs.posterior import mad_sigma
 
     if warm is not None and warm.usable:
         if warm.sigma_known:
             return np.asarray(warm.extra["sigma_used"], dtype=np.float64), "known"
         return np.asarray(warm.sigma_hat, dtype=np.float64), "nlsq"
-    if data.sigma is not None:
-        return np.asarray(data.sigma, dtype=np.float64), "known"
-    if cfg.nlsq.sigma:
-        return np.broadcast_to(np.asarray(cfg.nlsq.sigma, float), (data.n_phi,)).copy(), "known"
+    known = known_sigma(data, cfg.nlsq)
+    if known is not None:
+        return known, "known"
     return mad_sigma(data.c2, data.frame_mask), "mad"
 
 
@@ -276,10 +279,13 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
     sigma, sigma_source = noise_levels(cfg, p.data, p.warm)
     grid = p.data.grid()
     target = shard_target(grid, p.space, sigma, sample_sigma=c.sample_sigma)
+    sampled = shard_target(
+        grid, p.space, sigma, sample_sigma=c.sample_sigma, scaling=c.scaling.value, n_shards=k
+    )
     if p.warm is not None and p.warm.usable:
         precond = warm_start_preconditioner(
             p.warm,
-            target,
+            sampled,
             k,
             whiten_scale=c.whiten_scale,
             sigma=sigma,
@@ -287,7 +293,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
         )
     else:
         log.warning("CMC runs cold: preconditioner from the configured start values")
-        precond = cold_start_preconditioner(target, p.space, sigma, k)
+        precond = cold_start_preconditioner(sampled, p.space, sigma, k)
     settings = NutsSettings(
         num_warmup=c.num_warmup,
         num_samples=c.num_samples,
@@ -304,6 +310,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
         space=p.space,
         sigma=sigma,
         sample_sigma=c.sample_sigma,
+        scaling=c.scaling.value,
         precond=precond,
         settings=settings,
         gates=gates,
@@ -314,8 +321,8 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
         owner_rule=c.shard_owner.value,
         checkpoint_dir=str(run_dir / "cmc" / "shards") if c.checkpoint.enabled else None,
     )
-    job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, target, __version__))
-    p.pooled, p.plan, p.job, p.target = pooled, plan, job, target
+    job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, sampled, __version__))
+    p.pooled, p.plan, p.job, p.target, p.sampler_target = pooled, plan, job, target, sampled
     record.set(
         cmc={
             "n_shards": k,
@@ -342,7 +349,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
 def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: list) -> Status:
     """Failure policy → combination → summary and files. Returns the final status."""
     from hpcfit.cmc.combine import combine
-    from hpcfit.cmc.policy import exclusion_report
+    from hpcfit.cmc.policy import completion_margin, exclusion_report
     from hpcfit.cmc.summary import summary_table
     from hpcfit.io.report import write_cmc_outputs
     from hpcfit.parallel.keys import combination_key
@@ -360,6 +367,9 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
         record.finish("shard_failed", EXIT_SHARDS, report["fatal_reason"])
         return Status(EXIT_SHARDS, "shard_failed", report["fatal_reason"])
     used = [r for r in results if r.status == "ok"]
+    margin, note = completion_margin(used)
+    if note:
+        log.warning("%s", note)
     combined = combine(
         [r.draws_u for r in used],
         p.target.names,
@@ -374,7 +384,8 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
     message = None
     if report["excluded_ids"] or combined.excluded:
         message = f"excluded shards: {report['excluded_ids'] + [e[0] for e in combined.excluded]}"
-    record.set(cmc={**record.facts.get("cmc", {}), "used_shards": list(combined.used)})
+    facts = {**record.facts.get("cmc", {}), "used_shards": list(combined.used)}
+    record.set(cmc=facts | ({"completion_margin_sd": margin} if margin is not None else {}))
     record.finish("ok", EXIT_OK, message)
     log.info("%s", summary_table(summary))
     log.info("run directory: %s (exit 0)", run_dir)

@@ -83,7 +83,7 @@ def write_plan(
     points = int(plan.counts[shard])
     log.info("plan: probing shard %d (%d points) with the job's sampler", shard, points)
     probe = probe_shard(
-        prepared.target,
+        prepared.sampler_target,
         shard_data(prepared.pooled, plan.indices(shard), job.sigma),
         job.precond,
         points=points,

@@ -32,14 +32,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from hpcfit.cmc.precondition import Preconditioner, from_cold_start, from_warm_start
-from hpcfit.cmc.target import ShardTarget
+from hpcfit.cmc.target import Completion, ShardTarget
 from hpcfit.records import NLSQResult
+from hpcfit.xpcs import marginal
 from hpcfit.xpcs.dataset import SlotGrid
-from hpcfit.xpcs.model import c2_pooled, c2_slots
+from hpcfit.xpcs.model import c2_pooled, c2_pooled_bracket, c2_slots
 from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.problem import Problem
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+SCALINGS = ("sample", "marginal")
 
 
 class ShardData(NamedTuple):
@@ -73,7 +75,13 @@ def _check_sigma(sigma: np.ndarray, n_phi: int) -> np.ndarray:
 
 
 def shard_target(
-    data: SlotGrid, space: ParamSpace, sigma: np.ndarray, *, sample_sigma: bool = False
+    data: SlotGrid,
+    space: ParamSpace,
+    sigma: np.ndarray,
+    *,
+    sample_sigma: bool = False,
+    scaling: str = "sample",
+    n_shards: int = 1,
 ) -> ShardTarget:
     """The shard target of a dataset's grid under ``space``.
 
@@ -84,12 +92,28 @@ def shard_target(
     sigma : Float64[Array, "n_phi"]  σ̂_a or the known σ_a: the fixed noise, or the
         scale of the HalfNormal(2σ̂_a) prior when ``sample_sigma``
     sample_sigma : bool  append ``sigma_<a>`` to θ and sample them
+    scaling : "sample" | "marginal"  sample the free contrast_a and offset_a with the rest, or
+        integrate them out of the likelihood and draw them back per draw
+        (:func:`marginal_target`)
+    n_shards : int  K, needed by ``marginal`` (the integrated prior is tempered by 1/K)
 
     Returns
     -------
-    ShardTarget  names ``Problem.free_names()`` (+ ``sigma_<a>``);
+    ShardTarget  reporting ``Problem.free_names()`` (+ ``sigma_<a>``);
     ``loglik(theta, shard: ShardData)`` as in the module docstring
     """
+    if scaling not in SCALINGS:
+        raise ValueError(f"cmc.scaling must be one of {SCALINGS}, got {scaling!r}")
+    full = _sampled_scaling_target(data, space, sigma, sample_sigma=sample_sigma)
+    if scaling == "sample" or not (space.vary_contrast or space.vary_offset):
+        return full
+    return marginal_target(full, data, space, sigma, sample_sigma, n_shards)
+
+
+def _sampled_scaling_target(
+    data: SlotGrid, space: ParamSpace, sigma: np.ndarray, *, sample_sigma: bool
+) -> ShardTarget:
+    """Every free quantity sampled: physics, contrast_a, offset_a (and σ_a)."""
     sigma = _check_sigma(sigma, data.n_phi)
     problem = _layout_problem(data, space)
     names = problem.free_names()
@@ -132,6 +156,80 @@ def shard_target(
         return -0.5 * jnp.sum(r * r) - jnp.sum(jnp.log(s)) - (_HALF_LOG_2PI * shard.y.size)
 
     return ShardTarget(names, lo, hi, prior_mean, prior_sd, loglik)
+
+
+def marginal_target(
+    full: ShardTarget,
+    data: SlotGrid,
+    space: ParamSpace,
+    sigma: np.ndarray,
+    sample_sigma: bool,
+    n_shards: int,
+) -> ShardTarget:
+    """``full`` with each slot's free contrast and offset integrated out (``cmc.scaling=marginal``).
+
+    NUTS samples the free physics (and σ_a); ``loglik`` is the closed-form marginal of
+    :mod:`hpcfit.xpcs.marginal` under the scaling priors as untruncated Normals with variance
+    K·sd² (the shard's 1/K tempering), and the completion draws contrast_a and offset_a from
+    their conditional Normal at every draw, reporting exactly ``full``'s quantities.
+    """
+    if isinstance(n_shards, bool) or not isinstance(n_shards, int | np.integer) or n_shards < 1:
+        raise ValueError(f"n_shards must be an integer >= 1, got {n_shards!r}")
+    sigma = _check_sigma(sigma, data.n_phi)
+    n_phi, n_phys = data.n_phi, int(np.size(space.free_index))
+    vary_b, vary_c = space.vary_offset, space.vary_contrast
+    n_c, n_b = n_phi * vary_c, n_phi * vary_b
+    n_free = n_phys + n_c + n_b
+    keep = np.r_[np.arange(n_phys), np.arange(n_free, full.size)]
+    # design columns (1 → offset, G → contrast), the varying ones in that order; every slot
+    # shares its priors and bounds, so the first slot's entries of ``full`` stand for all
+    first = [k for k, v in ((n_phys + n_c, vary_b), (n_phys, vary_c)) if v]
+    prior_mean = jnp.asarray(full.prior_mean[first])
+    prior_var = jnp.asarray(n_shards * full.prior_sd[first] ** 2)
+    box_lo, box_hi = jnp.asarray(full.lo[first]), jnp.asarray(full.hi[first])
+    c0, b0 = space.contrast.default, space.offset.default
+    start = jnp.asarray(space.start, dtype=jnp.float64)
+    free = jnp.asarray(space.free_index)
+    t, q = jnp.asarray(data.t), jnp.asarray(data.q, dtype=jnp.float64)
+    dt, phi = float(data.step), jnp.asarray(data.phi, dtype=jnp.float64)
+    sigma_fixed = jnp.asarray(sigma)
+
+    def scaling_posterior(theta: jax.Array, shard: ShardData) -> marginal.Conditional:
+        params = start.at[free].set(theta[:n_phys])
+        g = c2_pooled_bracket(params, t, q, dt, phi, shard.a, shard.i, shard.j)
+        cols = [x for x, v in ((jnp.ones_like(g), vary_b), (g, vary_c)) if v]
+        z = shard.y - (0.0 if vary_b else b0) - (0.0 if vary_c else c0 * g)
+        s = theta[n_phys:] if sample_sigma else sigma_fixed
+        return marginal.conditional(jnp.stack(cols, axis=1), z, shard.a, s, prior_mean, prior_var)
+
+    def loglik(theta: jax.Array, shard: ShardData) -> jax.Array:
+        """log ∫ L_s(θ, c, b) p(c, b)^{1/K} d(c, b) (constants of θ included)."""
+        return scaling_posterior(jnp.asarray(theta, dtype=jnp.float64), shard).log_marginal
+
+    def one(args: tuple[jax.Array, jax.Array], shard: ShardData):
+        theta, key = args
+        cond = scaling_posterior(theta, shard)
+        beta = marginal.draw(cond, key)  # (n_phi, q): offset column first where it varies
+        c = beta[:, -1] if vary_c else jnp.zeros(0)
+        b = beta[:, 0] if vary_b else jnp.zeros(0)
+        out = jnp.concatenate([theta[:n_phys], c, b, theta[n_phys:]])
+        return out, marginal.margin_sd(cond, box_lo, box_hi)
+
+    @jax.jit
+    def draw(theta: jax.Array, shard: ShardData, key: jax.Array):
+        keys = jax.random.split(key, theta.shape[0])
+        out, margins = jax.lax.map(lambda x: one(x, shard), (theta, keys), batch_size=16)
+        return out, jnp.min(margins)
+
+    return ShardTarget(
+        tuple(full.names[k] for k in keep),
+        full.lo[keep],
+        full.hi[keep],
+        full.prior_mean[keep],
+        full.prior_sd[keep],
+        loglik,
+        Completion(full.names, full.lo, full.hi, draw),
+    )
 
 
 def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardData:
@@ -185,7 +283,7 @@ def warm_start_preconditioner(
     coordinates: û = log σ̂_a and variance σ̂_a²/(2M_a) in θ, i.e. K/(2M_a) in u after scaling.
     """
     names, theta, cov = tuple(result.theta_names), np.asarray(result.theta), result.cov
-    n_sigma = sum(n.startswith("sigma_") for n in target.names)
+    n_sigma = sum(n.startswith("sigma_") for n in target.output_names)
     if n_sigma:
         if sigma is None or slot_counts is None or np.size(sigma) != n_sigma:
             raise ValueError(f"a target sampling σ needs {n_sigma} σ̂_a and slot counts")
@@ -196,18 +294,19 @@ def warm_start_preconditioner(
         full[: cov.shape[0], : cov.shape[0]] = cov
         full[cov.shape[0] :, cov.shape[0] :] = np.diag(s * s / (2.0 * m))
         cov = full
-    if names != target.names:
-        raise ValueError(f"warm-start quantities {names} != target names {target.names}")
+    if names != target.output_names:
+        raise ValueError(f"warm-start quantities {names} != target names {target.output_names}")
+    keep = [names.index(n) for n in target.names]  # a Gaussian's marginal: the sub-block
     return from_warm_start(
         target.names,
-        np.asarray(theta, dtype=np.float64),
-        np.asarray(cov, dtype=np.float64),
+        np.asarray(theta, dtype=np.float64)[keep],
+        np.asarray(cov, dtype=np.float64)[np.ix_(keep, keep)],
         target.lo,
         target.hi,
         target.prior_sd,
         n_shards,
         whiten_scale=whiten_scale,
-        unidentified=result.unidentified,
+        unidentified=[n for n in result.unidentified if n in target.names],
     )
 
 
@@ -225,9 +324,10 @@ def cold_start_preconditioner(
         np.full(n_c, space.contrast.default),
         np.full(n_b, space.offset.default),
     ]
-    if target.size > n_phys + n_c + n_b:
+    if len(target.output_names) > n_phys + n_c + n_b:
         parts.append(np.asarray(sigma, dtype=np.float64))
     start = np.concatenate(parts)
+    start = start[[target.output_names.index(n) for n in target.names]]
     return from_cold_start(target.names, start, target.lo, target.hi, target.prior_sd, n_shards)
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from hpcfit.cmc.diagnostics import Gates
 from hpcfit.cmc.nuts import AttemptResult, NutsSettings, run_attempt
-from hpcfit.cmc.policy import ShardResult, exclusion_report, run_shard
+from hpcfit.cmc.policy import ShardResult, completion_margin, exclusion_report, run_shard
 from hpcfit.cmc.precondition import from_warm_start
 from hpcfit.cmc.target import ShardTarget
 
@@ -257,3 +257,15 @@ def test_last_failing_attempt_says_what_happens_to_the_shard(caplog):
         shard(Fake("bad_init"), on_failure="exclude")
     (line,) = [r.getMessage() for r in caplog.records if r.name == "hpcfit"]
     assert line.startswith("shard 0 attempt 0: bad_init — ") and line.endswith("; shard excluded")
+
+
+def test_completion_margin_is_the_worst_kept_attempt_and_warns_below_five_sd():
+    def shard(s, margins):
+        attempts = [{"attempt": r, "completion_margin_sd": m} for r, m in enumerate(margins)]
+        return ShardResult(s, "ok", attempts, None, None, None, 1.0)
+
+    assert completion_margin([shard(0, [None])]) == (None, "")
+    worst, note = completion_margin([shard(0, [2.0, 9.0]), shard(1, [7.5])])
+    assert worst == 7.5 and note == ""  # the failed first attempt's 2.0 is not kept
+    worst, note = completion_margin([shard(0, [9.0]), shard(1, [4.2])])
+    assert worst == 4.2 and "4.2 conditional sd" in note and "cmc.scaling=sample" in note

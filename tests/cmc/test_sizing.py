@@ -73,6 +73,7 @@ def test_sbatch_line_carries_the_overrides():
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_plan_only_sizes_the_job_for_the_requested_ranks_without_sampling(tmp_path: Path):
     """One process plans a 4-rank job: K from the auto rule at R = 4, a probe of one shard,
     ``plan.json`` and ``run.json`` (state planned, exit 0), the sbatch line, no shard sampled."""

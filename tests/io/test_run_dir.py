@@ -115,6 +115,7 @@ def test_a_run_in_a_busy_directory_stops_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_does_not_mix_outputs(tmp_path: Path) -> None:
     first = hpcfit(tmp_path, *WARM_ONLY)
     assert first.returncode == 0, first.stderr
@@ -128,6 +129,7 @@ def test_a_rerun_with_other_settings_does_not_mix_outputs(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_sigterm_leaves_a_killed_record_not_the_previous_success(tmp_path: Path) -> None:
     """A finished run, then a CMC re-run in the same directory stopped by SIGTERM while it
     samples: exit 143, and run.json says killed (the finished run's record is in previous/)."""

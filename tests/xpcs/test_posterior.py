@@ -227,6 +227,7 @@ def cmc(item3, k: int) -> tuple[np.ndarray, list]:
     return theta.reshape(-1, target.size), diags
 
 
+@pytest.mark.slow
 def test_cmc_k4_matches_full_data_nuts(item3):
     """CMC with K = 4 reproduces one full-data NUTS run (measured: worst |Δmean| 0.178 sd,
     worst |sd ratio − 1| 0.110)."""

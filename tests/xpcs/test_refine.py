@@ -89,6 +89,7 @@ def test_refine_holds_a_quantity_at_its_bound(reference):
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_chunked_fine_stage_matches_one_fit_on_all_points():
     """150 frames (33 525 points), the chunked fine stage forced: from the default start, coarse
     to fine lands where one nlsq fit on all points started at the truth lands (within 0.01

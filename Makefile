@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 
 # CI (CI=true) must run the Slurm tests: HPCFIT_REQUIRE_SLURM=1 turns their skip into a failure.
 test-serial: $(STAMP) slurm-deps
-	$(if $(CI),HPCFIT_REQUIRE_SLURM=$${HPCFIT_REQUIRE_SLURM:-1} )$(PY) -m pytest
+	$(if $(CI),HPCFIT_REQUIRE_SLURM=$${HPCFIT_REQUIRE_SLURM:-1} )$(PY) -m pytest --durations=20
 
 # Debian's slurm-wlm and munge for tests/slurm/ (a one-node Slurm started by the tests): installed
 # when missing, as root with apt-get; without root or apt the Slurm tests skip and say why.

@@ -282,6 +282,7 @@ class CmcConfig:
     robust_z: float = 3.5
     on_shard_failure: ShardFailure = ShardFailure.retry
     max_retries: int = 2
+    shard_time_limit_s: float = 0.0  # > 0: a shard still running after this long stops the job
     max_excluded_fraction: float = 0.25
     gates: GatesConfig = field(default_factory=GatesConfig)
 

@@ -153,9 +153,20 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
             message = f"the ranks exited with status {code}; logs: {run_dir}/rank-*.log"
             print(f"hpcfit: {message}", file=sys.stderr, flush=True)
             _record_end(run_dir, code, "; ".join([*lost, message]))
+            code = _recorded_exit(run_dir, code)
         return code
     finally:
         owner.release()
+
+
+def _recorded_exit(run_dir: Path, code: int) -> int:
+    """The exit status ``run.json`` holds when a rank wrote its final state before stopping the
+    job (an abort under ``on_shard_failure=abort``, a shard time limit): the launcher then exits
+    with that, whatever signal the abort left the ranks with; else ``code``."""
+    from hpcfit.io.run_dir import read_record
+
+    recorded = read_record(run_dir).get("exit_code")
+    return recorded if isinstance(recorded, int) and recorded != 0 else code
 
 
 def _record_end(run_dir: Path, code: int, message: str) -> None:

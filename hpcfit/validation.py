@@ -214,6 +214,8 @@ def _validate_cmc(cmc: CmcConfig) -> None:
     )
     _positive("cmc.robust_z", cmc.robust_z)
     _require(cmc.max_retries >= 0, "cmc.max_retries", "an integer >= 0", cmc.max_retries)
+    limit = cmc.shard_time_limit_s
+    _require(limit >= 0, "cmc.shard_time_limit_s", "seconds >= 0 (0: no limit)", limit)
     _require(
         0 <= cmc.max_excluded_fraction < 1,
         "cmc.max_excluded_fraction",

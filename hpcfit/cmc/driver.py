@@ -12,6 +12,7 @@ compiled program depend on the shard id only, so the combined result does not de
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -61,6 +62,7 @@ class ShardJob:
     owner_rule: str
     checkpoint_dir: str | None
     fingerprint_doc: dict[str, Any] = field(default_factory=dict)
+    time_limit_s: float = 0.0  # ``cmc.shard_time_limit_s``; 0: none
 
     def sampler_target(self) -> Any:
         """The shard target NUTS samples (the same on every rank)."""
@@ -268,12 +270,16 @@ def sample_owned(
     *,
     progress: Progress | None = None,
     on_abort: Callable[[ShardResult], None] | None = None,
+    on_timeout: Callable[[int], None] | None = None,
 ) -> list[ShardResult]:
     """Run (or reload) this rank's shards in increasing id; never raises for a shard's failure.
 
     Each attempt is bracketed by flushed "rank r start/end shard s attempt a" log lines, so a
     hard death is attributable. Under ``on_shard_failure=abort`` a failed shard is
     checkpointed and logged, ``on_abort`` runs, and the whole job is aborted with status 3.
+    With ``job.time_limit_s`` > 0, a shard still running after that many seconds (a frozen
+    rank, a sampler far slower than planned) is logged, ``on_timeout(shard_id)`` runs, and the
+    job is aborted with status 3 from a watchdog thread.
     """
     from hpcfit import __version__
     from hpcfit.xpcs.posterior import shard_data
@@ -298,19 +304,20 @@ def sample_owned(
                 )
         if result is None:
             data = shard_data(points, None, job.sigma)
-            result = run_shard(
-                target,
-                data,
-                job.precond,
-                n_shards=job.n_shards,
-                seed=job.seed,
-                shard_id=s,
-                settings=job.settings,
-                gates=job.gates,
-                on_failure=job.on_failure,
-                max_retries=job.max_retries,
-                attempt_fn=_logged_attempt(comm.rank),
-            )
+            with _watchdog(comm, s, job.time_limit_s, on_timeout):
+                result = run_shard(
+                    target,
+                    data,
+                    job.precond,
+                    n_shards=job.n_shards,
+                    seed=job.seed,
+                    shard_id=s,
+                    settings=job.settings,
+                    gates=job.gates,
+                    on_failure=job.on_failure,
+                    max_retries=job.max_retries,
+                    attempt_fn=_logged_attempt(comm.rank),
+                )
             if ckpt is not None:
                 checkpoint.save_shard(ckpt, result, fp)
         note = progress_note(result, comm.rank, reused)
@@ -332,6 +339,35 @@ def sample_owned(
             comm.abort(3)
     comm.flush_posts()
     return results
+
+
+@contextlib.contextmanager
+def _watchdog(comm: Comm, shard_id: int, limit_s: float, on_timeout):
+    """Abort the job (status 3) if the body runs longer than ``limit_s`` seconds (0: never)."""
+    if not limit_s:
+        yield
+        return
+
+    def expire() -> None:
+        log.error(
+            "rank %d, stage sample, shard %d: still running after cmc.shard_time_limit_s = %g s;"
+            " stopping the job",
+            comm.rank,
+            shard_id,
+            limit_s,
+        )
+        _flush_logs()
+        if on_timeout is not None:
+            on_timeout(shard_id)
+        comm.abort(3)
+
+    timer = threading.Timer(limit_s, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _logged_attempt(rank: int) -> Callable[..., Any]:

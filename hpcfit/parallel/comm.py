@@ -12,6 +12,7 @@ move picklable Python objects (metadata, records of a few MB); the capitalised
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -153,7 +154,10 @@ class SerialComm:
         return None
 
     def abort(self, code: int = 1) -> None:
+        sys.stdout.flush()
         sys.stderr.flush()
+        if threading.current_thread() is not threading.main_thread():
+            os._exit(code)  # SystemExit would end only this thread (e.g. a watchdog's)
         raise SystemExit(code)
 
     def post(self, obj: Any, dest: int = 0) -> None:

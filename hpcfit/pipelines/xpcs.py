@@ -114,8 +114,14 @@ def run(
             else:
                 mark_ended(run_dir, "shard_failed", EXIT_SHARDS, message)
 
+        def on_timeout(shard_id: int) -> None:
+            message = f"shard {shard_id} exceeded cmc.shard_time_limit_s (rank {comm.rank})"
+            mark_ended(run_dir, "shard_failed", EXIT_SHARDS, message)
+
         with monitor:
-            results = sample_owned(comm, job, shards, progress=progress, on_abort=on_abort)
+            results = sample_owned(
+                comm, job, shards, progress=progress, on_abort=on_abort, on_timeout=on_timeout
+            )
             status = None
             if root:
                 gathered, status = guarded(
@@ -320,6 +326,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks
         max_retries=c.max_retries,
         owner_rule=c.shard_owner.value,
         checkpoint_dir=str(run_dir / "cmc" / "shards") if c.checkpoint.enabled else None,
+        time_limit_s=c.shard_time_limit_s,
     )
     job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, sampled, __version__))
     p.pooled, p.plan, p.job, p.target, p.sampler_target = pooled, plan, job, target, sampled

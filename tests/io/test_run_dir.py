@@ -154,3 +154,20 @@ def test_sigterm_leaves_a_killed_record_not_the_previous_success(tmp_path: Path)
     assert (record["status"], record["exit_code"]) == ("killed", 143), record
     assert record["config"]["cmc"]["target_accept"] == 0.8
     assert "Traceback" not in out and "stopped by SIGTERM" in out
+
+
+@pytest.mark.parametrize("ranks", ["1", "2"])
+def test_a_shard_past_its_time_limit_stops_the_job_with_a_record(tmp_path: Path, ranks) -> None:
+    """A frozen rank cannot hang the job: ``cmc.shard_time_limit_s`` ends it with status 3, a
+    line naming rank and shard, and ``run.json`` saying which shard ran out of time."""
+    t0 = time.monotonic()
+    limit = ("cmc.shard_time_limit_s=0.5", "cmc.checkpoint.enabled=false")
+    proc = hpcfit(tmp_path, *TINY_CMC, *limit, f"mpi.ranks={ranks}", "hydra.run.dir=out")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert time.monotonic() - t0 < 240
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "out").glob("rank-*.log")))
+    said = proc.stdout + proc.stderr + logs
+    assert "stage sample, shard" in said and "cmc.shard_time_limit_s = 0.5 s" in said, said
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "shard_failed" and record["exit_code"] == 3, record
+    assert "exceeded cmc.shard_time_limit_s" in record["message"], record

@@ -156,8 +156,13 @@ def prevalidate(argv: list[str]) -> None:
         sets = _override_sets(argv)
     except Exception as exc:  # override grammar errors
         raise ConfigError(describe_omegaconf_error(exc)) from None
-    if sets is not None and not any(a in ("-m", "--multirun") for a in argv):
-        check_run_dir(_run_dir_of(argv))
+    run_dir = _run_dir_of(argv)
+    if (
+        sets is not None
+        and run_dir is not None
+        and not any(a in ("-m", "--multirun") for a in argv)
+    ):
+        check_run_dir(run_dir)
     for overrides in sets or []:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
             try:
@@ -167,12 +172,14 @@ def prevalidate(argv: list[str]) -> None:
         to_config(cfg)
 
 
-def _run_dir_of(argv: list[str]) -> Path:
-    """The run directory a single run will use: ``hydra.run.dir=…`` or the default."""
+def _run_dir_of(argv: list[str]) -> Path | None:
+    """The run directory a single run will use: ``hydra.run.dir=…`` or the default (None when
+    no run id is set yet)."""
     for a in reversed(argv):
         if a.startswith("hydra.run.dir="):
             return Path(a.split("=", 1)[1])
-    return Path("runs") / os.environ["HPCFIT_RUN_ID"]
+    run_id = os.environ.get("HPCFIT_RUN_ID")
+    return Path("runs") / run_id if run_id else None
 
 
 def check_run_dir(path: Path) -> None:

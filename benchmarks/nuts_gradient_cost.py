@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_s = time.perf_counter() - t0
     if not warm.usable:
         raise SystemExit(f"NLSQ warm start unusable: {warm.flags}")
-    # σ_a as the pipeline chooses it (hpcfit.pipelines.xpcs.noise_levels)
+    # σ_a as the pipeline chooses it (hpcfit.pipelines.xpcs_job.noise_levels)
     sigma = np.asarray(
         warm.extra["sigma_used"] if warm.sigma_known else warm.sigma_hat, dtype=np.float64
     )

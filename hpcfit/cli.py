@@ -150,7 +150,8 @@ def prevalidate(argv: list[str]) -> None:
     """Compose and validate each requested configuration; raises ConfigError naming the key."""
     from hydra import compose, initialize_config_dir
 
-    from hpcfit.config import ConfigError, config_dir, describe_omegaconf_error, to_config
+    from hpcfit.config import ConfigError, config_dir, to_config
+    from hpcfit.errors import describe_omegaconf_error
 
     try:
         sets = _override_sets(argv)

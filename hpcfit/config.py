@@ -25,7 +25,7 @@ from hpcfit.config_workloads import (  # noqa: F401  (part of the schema's publi
     NrptConfig,
     NrptModel,
 )
-from hpcfit.errors import ConfigError
+from hpcfit.errors import ConfigError, describe_omegaconf_error
 from hpcfit.xpcs.file_index import FlatKeys
 
 
@@ -369,23 +369,6 @@ def to_config(cfg: DictConfig) -> Config:
 
     validate(obj)
     return obj
-
-
-def describe_omegaconf_error(exc: BaseException) -> str:
-    """One line naming the key from an OmegaConf/Hydra composition error."""
-    missing = getattr(exc, "missing_cfg_file", None)  # hydra.errors.MissingConfigException
-    if missing and "/" in missing:
-        group, option = missing.rsplit("/", 1)
-        known = sorted(o for o in getattr(exc, "options", None) or [] if not o.endswith("_schema"))
-        return f"{group}: unknown option '{option}'; expected one of {known}"
-    cause = exc
-    while cause.__cause__ is not None and not hasattr(cause, "full_key"):
-        cause = cause.__cause__
-    key = getattr(cause, "full_key", None)
-    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    if "Missing mandatory value" in first and key:
-        return f"{key}: missing mandatory value; set {key}=..."
-    return f"{key}: {first}" if key else first
 
 
 def as_plain(obj: Any) -> Any:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from hpcfit.pipelines.xpcs import noise_levels
+from hpcfit.pipelines.xpcs_job import noise_levels
 from hpcfit.xpcs.nlsq import known_sigma
 from hpcfit.xpcs.synthetic import embedded
 from tests.helpers import compose

@@ -87,7 +87,7 @@ RUN_BEGINS = "=== hpcfit run begins"
 stay above it, and crash reports read only what follows the last one."""
 
 
-class _BoundedFileHandler(logging.FileHandler):
+class _RunBeginsFileHandler(logging.FileHandler):
     """Appends to ``path``, writing ``first_line`` when the file is first opened: no file until
     a line is logged."""
 
@@ -122,7 +122,7 @@ class RunLog:
         self.path, self.library_warnings = path, 0
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         begins = f"{RUN_BEGINS} {stamp}: pid {os.getpid()} on {socket.gethostname()} ===\n"
-        self.handler = _BoundedFileHandler(path, begins)
+        self.handler = _RunBeginsFileHandler(path, begins)
         self.handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )

@@ -36,6 +36,7 @@ from hpcfit.pipelines.status import (
     Status,
     guarded,
 )
+from hpcfit.pipelines.xpcs_job import plan_cmc
 from hpcfit.records import NLSQResult
 from hpcfit.runtime import memory
 from hpcfit.xpcs.dataset import XpcsData
@@ -87,13 +88,8 @@ def run(
         status = comm.bcast(status)
         if status.final:
             return status.code
-        from hpcfit.cmc.driver import (
-            Progress,
-            ProgressMonitor,
-            distribute,
-            gather_results,
-            sample_owned,
-        )
+        from hpcfit.cmc.driver import distribute, gather_results, sample_owned
+        from hpcfit.cmc.progress import Progress, ProgressMonitor
 
         job, shards = distribute(
             comm,
@@ -190,7 +186,7 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
         log.error("%s", message)
         record.finish("warm_start_unusable", EXIT_WARM_START, message)
         return prepared, Status(EXIT_WARM_START, "warm_start_unusable", message)
-    plan_cmc(cfg, run_dir, record, prepared, n_ranks)
+    plan_cmc(cfg, run_dir, record, prepared, n_ranks)  # hpcfit.pipelines.xpcs_job
     if cfg.cmc.plan_only:
         prepare_s = time.perf_counter() - t0
         return prepared, write_plan(cfg, run_dir, record, prepared, prepare_s, base_mb)
@@ -240,114 +236,6 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
         checkpoint.save_warm_start(out, result, fp)
     log.info("%s", warm_start_table(result, data))
     return result
-
-
-def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
-    """σ_a for the shard likelihood and where it came from: the warm start's σ (known or
-    estimated), else the known σ in the precedence the warm start uses (``nlsq.sigma`` over the
-    file's), else a model-free MAD estimate."""
-    from hpcfit.xpcs.nlsq import known_sigma
-    from hpcfit.xpcs.posterior import mad_sigma
-
-    if warm is not None and warm.usable:
-        if warm.sigma_known:
-            return np.asarray(warm.extra["sigma_used"], dtype=np.float64), "known"
-        return np.asarray(warm.sigma_hat, dtype=np.float64), "nlsq"
-    known = known_sigma(data, cfg.nlsq)
-    if known is not None:
-        return known, "known"
-    return mad_sigma(data.c2, data.frame_mask), "mad"
-
-
-def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, n_ranks: int) -> None:
-    """Shard count and plan, target, preconditioner and the job every rank receives."""
-    from hpcfit.cmc.diagnostics import Gates
-    from hpcfit.cmc.driver import ShardJob, fingerprint_doc
-    from hpcfit.cmc.nuts import NutsSettings
-    from hpcfit.cmc.plan import idle_rank_note, plan_shards
-    from hpcfit.pipelines.xpcs_plan import shard_count
-    from hpcfit.xpcs.posterior import (
-        cold_start_preconditioner,
-        shard_target,
-        warm_start_preconditioner,
-    )
-
-    c = cfg.cmc
-    pooled = p.data.pooled()
-    k = shard_count(cfg, pooled.size, n_ranks)
-    plan = plan_shards(pooled.a, p.data.n_phi, c.seed, k)
-    for line in plan.warnings():
-        log.warning("%s", line)
-    note = idle_rank_note(k, n_ranks)
-    if note:
-        log.warning("%s", note)
-    write_json(run_dir / "cmc" / "plan.json", plan.to_json(pooled))
-    sigma, sigma_source = noise_levels(cfg, p.data, p.warm)
-    grid = p.data.grid()
-    target = shard_target(grid, p.space, sigma, sample_sigma=c.sample_sigma)
-    sampled = shard_target(
-        grid, p.space, sigma, sample_sigma=c.sample_sigma, scaling=c.scaling.value, n_shards=k
-    )
-    if p.warm is not None and p.warm.usable:
-        precond = warm_start_preconditioner(
-            p.warm,
-            sampled,
-            k,
-            whiten_scale=c.whiten_scale,
-            sigma=sigma,
-            slot_counts=np.bincount(pooled.a, minlength=p.data.n_phi),
-        )
-    else:
-        log.warning("CMC runs cold: preconditioner from the configured start values")
-        precond = cold_start_preconditioner(sampled, p.space, sigma, k)
-    settings = NutsSettings(
-        num_warmup=c.num_warmup,
-        num_samples=c.num_samples,
-        num_chains=c.num_chains,
-        target_accept=c.target_accept,
-        max_tree_depth=c.max_tree_depth,
-        dense_mass=c.dense_mass,
-        init_jitter=c.init_jitter,
-        precondition=c.precondition.value,
-    )
-    gates = Gates(**as_plain(c.gates))
-    fields = dict(
-        grid=grid,
-        space=p.space,
-        sigma=sigma,
-        sample_sigma=c.sample_sigma,
-        scaling=c.scaling.value,
-        precond=precond,
-        settings=settings,
-        gates=gates,
-        n_shards=k,
-        seed=c.seed,
-        on_failure=c.on_shard_failure.value,
-        max_retries=c.max_retries,
-        owner_rule=c.shard_owner.value,
-        checkpoint_dir=str(run_dir / "cmc" / "shards") if c.checkpoint.enabled else None,
-        time_limit_s=c.shard_time_limit_s,
-    )
-    job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, sampled, __version__))
-    p.pooled, p.plan, p.job, p.target, p.sampler_target = pooled, plan, job, target, sampled
-    record.set(
-        cmc={
-            "n_shards": k,
-            "n_ranks": n_ranks,
-            "sigma": sigma.tolist(),
-            "sigma_source": sigma_source,
-            "preconditioner": precond.source,
-            "owners": job.owners(n_ranks),
-        },
-    )
-    log.info(
-        "CMC: K = %d shards of %s points on %d rank(s), %d chains each, σ from %s",
-        k,
-        plan.counts.tolist(),
-        n_ranks,
-        c.num_chains,
-        sigma_source,
-    )
 
 
 # --------------------------------------------------------------------------- rank 0: finish

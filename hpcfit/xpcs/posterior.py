@@ -102,9 +102,23 @@ def shard_target(
     ShardTarget  reporting ``Problem.free_names()`` (+ ``sigma_<a>``);
     ``loglik(theta, shard: ShardData)`` as in the module docstring
     """
+    full = _sampled_scaling_target(data, space, sigma, sample_sigma=sample_sigma)
+    return as_sampled(full, data, space, sigma, sample_sigma, scaling, n_shards)
+
+
+def as_sampled(
+    full: ShardTarget,
+    data: SlotGrid,
+    space: ParamSpace,
+    sigma: np.ndarray,
+    sample_sigma: bool,
+    scaling: str,
+    n_shards: int,
+) -> ShardTarget:
+    """The target NUTS samples for the reporting target ``full`` under ``cmc.scaling``:
+    ``full`` itself for ``sample`` (or when no scaling varies), else :func:`marginal_target`."""
     if scaling not in SCALINGS:
         raise ValueError(f"cmc.scaling must be one of {SCALINGS}, got {scaling!r}")
-    full = _sampled_scaling_target(data, space, sigma, sample_sigma=sample_sigma)
     if scaling == "sample" or not (space.vary_contrast or space.vary_offset):
         return full
     return marginal_target(full, data, space, sigma, sample_sigma, n_shards)

@@ -57,6 +57,9 @@ def test_outputs_are_complete_and_consistent(reference: Path) -> None:
     assert summary["fixed"]["alpha_ref"] == 0.2
     diagnostics = json.loads((reference / "cmc" / "diagnostics.json").read_text())
     assert [s["shard_id"] for s in diagnostics["shards"]] == [0, 1, 2, 3]
+    # one compiled sampler per rank: the first shard compiles it, the other three reuse it
+    compiles = [s["attempts"][0]["n_compiles"] for s in diagnostics["shards"]]
+    assert compiles[0] > 0 and compiles[1:] == [0, 0, 0], compiles
     assert set(diagnostics["combined"]) == set(names)
     plan = json.loads((reference / "cmc" / "plan.json").read_text())
     assert plan["n_shards"] == 4

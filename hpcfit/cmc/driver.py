@@ -8,6 +8,7 @@ failure policy, reusing matching checkpoints and writing new ones atomically;
 
 A shard computes the same on any rank: its points, keys (fold_in(seed, s)), settings and
 compiled program depend on the shard id only, so the combined result does not depend on R.
+Every shard is padded to the job's ``shard_points``, so a rank compiles its sampler once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class ShardJob:
     """What every rank needs to run its shards, broadcast once by rank 0.
 
     ``sigma`` holds σ_a per slot (fixed noise, or the HalfNormal scale with ``sample_sigma``);
+    ``shard_points`` is the length every shard's data is padded to (weight-0 points), so all
+    shards have one shape and a rank compiles its sampler once;
     ``fingerprint_doc`` is the part of every shard's checkpoint fingerprint shared by all
     shards; ``checkpoint_dir`` is None when checkpoints are off.
     """
@@ -63,6 +66,7 @@ class ShardJob:
     checkpoint_dir: str | None
     fingerprint_doc: dict[str, Any] = field(default_factory=dict)
     time_limit_s: float = 0.0  # ``cmc.shard_time_limit_s``; 0: none
+    shard_points: int = 0  # every shard is padded to this many points (the largest); 0: none
 
     def sampler_target(self) -> Any:
         """The shard target NUTS samples (the same on every rank)."""
@@ -108,6 +112,7 @@ def fingerprint_doc(job_fields: dict[str, Any], target: Any, version: str) -> di
         "gates": asdict(job_fields["gates"]),
         "on_failure": job_fields["on_failure"],
         "max_retries": job_fields["max_retries"] if job_fields["on_failure"] == "retry" else 0,
+        "shard_points": job_fields.get("shard_points", 0),
     }
 
 
@@ -212,7 +217,7 @@ def sample_owned(
                     "rank %d: shard %d checkpoint not used (%s); recomputing", comm.rank, s, note
                 )
         if result is None:
-            data = shard_data(points, None, job.sigma)
+            data = shard_data(points, None, job.sigma, size=job.shard_points or None)
             with _watchdog(comm, s, job.time_limit_s, on_timeout):
                 result = run_shard(
                     target,

@@ -1,28 +1,38 @@
 """One NUTS attempt on one shard, and the retry schedule.
 
-``run_attempt`` builds the shard's NumPyro model (``target.py``), draws per-chain starts with
-the attempt's init key, and runs an ordinary ``MCMC(NUTS(...))`` with ``chain_method="parallel"``
-on the process's virtual CPU devices, keyed only by (seed, shard id, attempt) through
-``hpcfit.parallel.keys.attempt_keys``. It never raises: a missing device, a start that stays
-non-finite, or any exception becomes an :class:`AttemptResult` with a status.
+``run_attempt`` draws per-chain starts with the attempt's init key and runs NumPyro's NUTS
+kernel on the shard's NumPyro model (``target.py``), one chain per virtual CPU device, keyed
+only by (seed, shard id, attempt) through ``hpcfit.parallel.keys.attempt_keys``. It never
+raises: a missing device, a start that stays non-finite, or any exception becomes an
+:class:`AttemptResult` with a status.
+
+One compiled program per rank. NumPyro's ``MCMC.run`` with parallel chains maps a new closure
+over the data on every call, so XLA compiles the whole sampler again for every shard. Here the
+chain loop (the kernel's ``init`` and ``sample``, as ``MCMC`` runs them: the same keys, the same
+warmup and collection) is mapped once per (target, preconditioner, K, settings) and takes the
+shard's data as an argument. Shards padded to one length (``shard_data(..., size=)``) then
+reuse it: a rank's second shard compiles nothing. Retries double the warmup and compile anew.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer import MCMC, NUTS, init_to_value
+from numpyro.infer import NUTS
 from numpyro.infer.util import potential_energy
 
 from hpcfit.cmc.precondition import Preconditioner
 from hpcfit.cmc.target import MODES, Mode, ShardTarget, numpyro_model
 from hpcfit.parallel.keys import attempt_keys
+from hpcfit.runtime.compile_meter import CompileMeter
 
 EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy")
 MAX_REDRAWS = 10  # a non-finite start is redrawn up to 10 times, then bad_init
@@ -98,6 +108,8 @@ class AttemptResult:
     init_redraws: int = 0
     step_size: np.ndarray | None = None  # adapted NUTS step size per chain
     completion_margin_sd: float | None = None  # see ``Completion``; None without one
+    n_compiles: int = 0  # XLA backend compiles during the attempt (0: a reused program)
+    compile_s: float = 0.0  # tracing, lowering and compiling during the attempt (s)
     error_type: str | None = None
     traceback: str | None = field(default=None, repr=False)
 
@@ -108,7 +120,12 @@ class AttemptResult:
 
 
 def initial_params(
-    target: ShardTarget, data: Any, precond: Preconditioner, model, s: NutsSettings, k_init
+    target: ShardTarget,
+    data: Any,
+    precond: Preconditioner,
+    energy: Callable[[dict[str, jax.Array], Any], jax.Array],
+    s: NutsSettings,
+    k_init,
 ) -> tuple[dict[str, jax.Array] | None, int]:
     """Per-chain starts in sampler coordinates, redrawing non-finite ones.
 
@@ -132,7 +149,6 @@ def initial_params(
         key = k_init if j == 0 else jax.random.fold_in(k_init, j)
         return s.init_jitter * jax.random.normal(key, (s.num_chains, target.size), jnp.float64)
 
-    energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))
     z = draw(0)
     for j in range(MAX_REDRAWS + 1):
         bad = ~jnp.isfinite(energy(to_params(z), data))
@@ -141,6 +157,81 @@ def initial_params(
         if j < MAX_REDRAWS:
             z = jnp.where(bad[:, None], draw(j + 1), z)
     return None, MAX_REDRAWS
+
+
+@dataclass(frozen=True)
+class Program:
+    """The compiled pieces of one (target, preconditioner, K, settings), data as an argument.
+
+    energy : (params with a chain axis, data) -> Float64[Array, "C"]  potential of each start
+    chains : (keys (C,), starts, data) -> ((u, θ, diverging, accept_prob, num_steps, energy),
+        step size)  every chain's warmup and kept draws, mapped over the local devices
+    """
+
+    energy: Callable[..., Any]
+    chains: Callable[..., Any]
+
+
+_PROGRAMS: weakref.WeakKeyDictionary[ShardTarget, dict[tuple, Program]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def program(
+    target: ShardTarget, precond: Preconditioner, n_shards: int, s: NutsSettings
+) -> Program:
+    """The program for these inputs, built on first use and kept while ``target`` lives."""
+    key = (
+        n_shards,
+        s,
+        tuple(precond.names),
+        *(a.tobytes() for a in (precond.u_hat, precond.chol, precond.cov_w)),
+    )
+    per_target = _PROGRAMS.setdefault(target, {})
+    if key not in per_target:
+        per_target[key] = _build_program(target, precond, n_shards, s)
+    return per_target[key]
+
+
+def _build_program(
+    target: ShardTarget, precond: Preconditioner, n_shards: int, s: NutsSettings
+) -> Program:
+    """NUTS on ``numpyro_model``: dense mass over all sampled sites with ``dense_mass``, Σ_w as
+    the inverse mass matrix in ``mass`` mode; the loop of ``MCMC.run`` (keys split per chain,
+    ``num_warmup`` adapting steps, then ``num_samples`` kept) with the data as an argument."""
+    model = numpyro_model(target, precond, n_shards, s.precondition)
+    names = ("z",) if s.precondition == "whiten" else target.names
+    inverse_mass = None
+    if s.precondition == "mass":
+        cov = jnp.asarray(precond.cov_w)
+        inverse_mass = {names: cov if s.dense_mass else jnp.diag(cov)}
+
+    def one_chain(key: jax.Array, start: dict[str, jax.Array], data: Any):
+        kernel = NUTS(
+            model,
+            target_accept_prob=s.target_accept,
+            max_tree_depth=s.max_tree_depth,
+            dense_mass=[names] if s.dense_mass else [],
+            inverse_mass_matrix=inverse_mass,
+        )
+        args: tuple[Any, ...] = (data,)
+        state = kernel.init(key, s.num_warmup, start, model_args=args, model_kwargs={})
+        sites = kernel.postprocess_fn(args, {})
+
+        def adapt(st, _):
+            return kernel.sample(st, args, {}), None
+
+        def keep(st, _):
+            st = kernel.sample(st, args, {})
+            out = sites(st.z)
+            return st, (out["u"], out["theta"], *(getattr(st, k) for k in EXTRA_FIELDS))
+
+        state, _ = jax.lax.scan(adapt, state, None, length=s.num_warmup)
+        state, kept = jax.lax.scan(keep, state, None, length=s.num_samples)
+        return kept, state.adapt_state.step_size
+
+    energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))
+    return Program(energy=energy, chains=jax.pmap(one_chain, in_axes=(0, 0, None)))
 
 
 def run_attempt(
@@ -159,7 +250,8 @@ def run_attempt(
     Parameters
     ----------
     target : ShardTarget  priors, bounds and likelihood
-    data : pytree  the shard's data, passed to ``target.loglik``
+    data : pytree  the shard's data, passed to ``target.loglik`` (equal shapes reuse the
+        compiled sampler)
     precond : Preconditioner  û, L (and Σ_w for mass mode)
     n_shards : int  K: the prior exponent is 1/K
     seed, shard_id, attempt : int  keys ``attempt_keys(seed, shard_id, attempt)``
@@ -180,9 +272,18 @@ def run_attempt(
         "num_samples": s.num_samples,
         "num_chains": s.num_chains,
     }
+    meter = CompileMeter()
 
     def record(status: str, message: str = "", **fields: Any) -> AttemptResult:
-        return AttemptResult(status, message, wall_s=time.perf_counter() - t0, **head, **fields)
+        return AttemptResult(
+            status,
+            message,
+            wall_s=time.perf_counter() - t0,
+            n_compiles=meter.n_backend_compiles,
+            compile_s=meter.total_s,
+            **head,
+            **fields,
+        )
 
     try:
         devices = jax.local_device_count()
@@ -193,35 +294,26 @@ def run_attempt(
                 f"{devices}: set --xla_force_host_platform_device_count before JAX starts",
             )
         k_init, k_mcmc = attempt_keys(seed, shard_id, attempt)
-        model = numpyro_model(target, precond, n_shards, s.precondition)
-        start, redraws = initial_params(target, data, precond, model, s, k_init)
-        if start is None:
-            msg = f"potential energy not finite at some chain's start after {redraws} redraws"
-            return record("bad_init", msg, init_redraws=redraws)
-        mcmc = MCMC(
-            _kernel(target, precond, model, s, start),
-            num_warmup=s.num_warmup,
-            num_samples=s.num_samples,
-            num_chains=s.num_chains,
-            chain_method="parallel",
-            progress_bar=False,
-        )
-        mcmc.run(k_mcmc, data, init_params=start, extra_fields=EXTRA_FIELDS)
-        draws = mcmc.get_samples(group_by_chain=True)
-        extra = mcmc.get_extra_fields(group_by_chain=True)
-        theta = np.asarray(draws["theta"], dtype=np.float64)
-        u, margin = np.asarray(draws["u"], dtype=np.float64), None
-        if target.completion is not None:
-            k_rest = jax.random.fold_in(k_mcmc, 1)
-            theta, u, margin = target.completion.complete(theta, data, k_rest)
+        with meter:
+            prog = program(target, precond, n_shards, s)
+            start, redraws = initial_params(target, data, precond, prog.energy, s, k_init)
+            if start is None:
+                msg = f"potential energy not finite at some chain's start after {redraws} redraws"
+                return record("bad_init", msg, init_redraws=redraws)
+            kept, step_size = prog.chains(jax.random.split(k_mcmc, s.num_chains), start, data)
+            u, theta, *extra = (np.asarray(x) for x in kept)
+            u, theta, margin = u.astype(np.float64), theta.astype(np.float64), None
+            if target.completion is not None:
+                k_rest = jax.random.fold_in(k_mcmc, 1)
+                theta, u, margin = target.completion.complete(theta, data, k_rest)
         return record(
             "ok",
             draws_u=u,
             draws_theta=theta,
             completion_margin_sd=margin,
-            **{k: np.asarray(extra[k]) for k in EXTRA_FIELDS},
+            **dict(zip(EXTRA_FIELDS, extra, strict=True)),
             init_redraws=redraws,
-            step_size=np.atleast_1d(np.asarray(mcmc.last_state.adapt_state.step_size, float)),
+            step_size=np.atleast_1d(np.asarray(step_size, float)),
         )
     except Exception as exc:  # guarded shard work: failures are records
         return record(
@@ -230,25 +322,3 @@ def run_attempt(
             error_type=type(exc).__name__,
             traceback=traceback.format_exc(),
         )
-
-
-def _kernel(target: ShardTarget, precond: Preconditioner, model, s: NutsSettings, start) -> NUTS:
-    """NUTS with init_to_value at chain 0's start; mass mode gets Σ_w as inverse mass matrix."""
-    names = ("z",) if s.precondition == "whiten" else target.names
-    blocks, inverse_mass = [names] if s.dense_mass else [], None  # NumPyro's structured form
-    if s.precondition == "whiten":
-        first = {"z": start["z"][0]}
-    else:
-        theta0 = target.transform.forward(jnp.stack([start[n][0] for n in names]))
-        first = {n: theta0[p] for p, n in enumerate(names)}
-    if s.precondition == "mass":
-        cov = jnp.asarray(precond.cov_w)
-        inverse_mass = {names: cov if s.dense_mass else jnp.diag(cov)}
-    return NUTS(
-        model,
-        target_accept_prob=s.target_accept,
-        max_tree_depth=s.max_tree_depth,
-        dense_mass=blocks,
-        inverse_mass_matrix=inverse_mass,
-        init_strategy=init_to_value(values=first),
-    )

@@ -135,6 +135,8 @@ def _one_attempt(attempt_fn, target, data, precond, n_shards, seed, shard_id, r,
             attempt=r, settings=s,
         )  # fmt: skip
         rec["message"] = str(res.message)
+        rec["n_compiles"] = getattr(res, "n_compiles", None)
+        rec["compile_s"] = getattr(res, "compile_s", None)
         if res.status != "ok":
             rec["status"] = str(res.status)
             rec["error_type"] = getattr(res, "error_type", None)

@@ -68,15 +68,20 @@ def progress_note(result: ShardResult, rank: int, reused: bool) -> dict[str, Any
 
 
 def _steps_text(result: ShardResult) -> str:
-    """Mean/median leapfrog steps, tree-depth hits and step size of the last attempt."""
+    """Mean/median leapfrog steps, tree-depth hits, step size and compile time of the last
+    attempt ("no compile": it reused the rank's compiled sampler)."""
     last = result.attempts[-1] if result.attempts else {}
     if last.get("mean_steps") is None:
         return "n/a"
     sizes = last.get("step_size") or []
     size = f", step size {min(sizes):.3g}–{max(sizes):.3g}" if sizes else ""
+    n_compiles = last.get("n_compiles")
+    compiled = ""
+    if n_compiles is not None:
+        compiled = f"; compiled {last['compile_s']:.1f} s" if n_compiles else "; no compile"
     return (
         f"mean {last['mean_steps']:.1f} median {last['median_steps']:.0f} "
-        f"({last['tree_depth_hits']} tree-depth hits{size})"
+        f"({last['tree_depth_hits']} tree-depth hits{size}{compiled})"
     )
 
 

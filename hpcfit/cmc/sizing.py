@@ -2,12 +2,14 @@
 
 Pure arithmetic on what a short NUTS probe of one shard measured (:mod:`hpcfit.cmc.probe`):
 
-* a shard costs its compile time plus (num_warmup + num_samples) iterations at the probe's
-  time per iteration (the probe runs the same fraction of warmup and sampling, so its mix of
-  warmup and sampling iterations is the job's);
+* a rank compiles its sampler once (every shard has one padded shape) and a shard costs
+  (num_warmup + num_samples) iterations at the probe's time per iteration (the probe runs the
+  same fraction of warmup and sampling, so its mix of warmup and sampling iterations is the
+  job's);
 * a rank runs ⌈K/R⌉ shards one after another; the job is the data load and warm start on
   rank 0, then the slowest rank; a shard that fails its gates and is retried costs one more
-  shard each time, so the upper estimate allows ``max_retries`` retries on one shard per rank;
+  compile and shard each time, so the upper estimate allows ``max_retries`` retries on one
+  shard per rank;
 * a rank's memory is its process before any data (the JAX runtime), plus its shards' points,
   plus what sampling one shard added in the probe; rank 0 also holds the data and the warm
   start, measured as the peak of the planning process itself.
@@ -49,7 +51,8 @@ class JobPlan:
     points_per_shard: int
     shards_per_rank: int
     cores_per_rank: int
-    shard_s: float
+    compile_s: float  # once per rank
+    shard_s: float  # sampling one shard, without the compile
     prepare_s: float
     job_s: float
     job_s_with_retries: float
@@ -62,9 +65,9 @@ class JobPlan:
 
 
 def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> float:
-    """Compile time plus the job's iterations at the probe's time per iteration."""
+    """The job's iterations of one shard at the probe's time per iteration (no compile)."""
     per_iteration = max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)
-    return probe.compile_s + per_iteration * (num_warmup + num_samples)
+    return per_iteration * (num_warmup + num_samples)
 
 
 def plan_job(
@@ -85,8 +88,8 @@ def plan_job(
     """The job's estimate at ``n_ranks`` ranks (see the module docstring)."""
     per_rank = -(-n_shards // n_ranks)
     shard_s = shard_seconds(probe, num_warmup, num_samples)
-    job_s = prepare_s + per_rank * shard_s
-    upper = job_s + max_retries * shard_s
+    job_s = prepare_s + probe.compile_s + per_rank * shard_s
+    upper = job_s + max_retries * (probe.compile_s + shard_s)
     shards_mb = per_rank * points_per_shard * BYTES_PER_POINT / 2**20
     rank_mb = base_mb + shards_mb + probe.sampling_mb
     rank0_mb = max(rank0_peak_mb, rank_mb) + shards_mb
@@ -97,6 +100,7 @@ def plan_job(
         points_per_shard=points_per_shard,
         shards_per_rank=per_rank,
         cores_per_rank=cores_per_rank,
+        compile_s=probe.compile_s,
         shard_s=shard_s,
         prepare_s=prepare_s,
         job_s=job_s,
@@ -148,7 +152,8 @@ def describe(plan: JobPlan, probe: ProbeTiming) -> list[str]:
         f"plan: probe of one shard: {probe.iterations} iterations in {probe.wall_s:.1f} s "
         f"({probe.compile_s:.1f} s compiling), {probe.mean_steps:.1f} leapfrog steps per "
         f"iteration, {probe.status}",
-        f"plan: per shard {hms(plan.shard_s)}; job {hms(plan.job_s)} "
+        f"plan: compile once per rank {hms(plan.compile_s)}, per shard {hms(plan.shard_s)}; "
+        f"job {hms(plan.job_s)} "
         f"(up to {hms(plan.job_s_with_retries)} with retries), of which load and warm start "
         f"{hms(plan.prepare_s)}",
         f"plan: memory per rank {plan.memory_rank_mb:.0f} MB, rank 0 {plan.memory_rank0_mb:.0f} MB",

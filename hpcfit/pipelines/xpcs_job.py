@@ -107,6 +107,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int
         owner_rule=c.shard_owner.value,
         checkpoint_dir=str(run_dir / "cmc" / "shards") if c.checkpoint.enabled else None,
         time_limit_s=c.shard_time_limit_s,
+        shard_points=int(plan.counts.max()),
     )
     job = ShardJob(**fields, fingerprint_doc=fingerprint_doc(fields, sampled, __version__))
     p.pooled, p.plan, p.job, p.target, p.sampler_target = pooled, plan, job, target, sampled

@@ -84,7 +84,7 @@ def write_plan(
     log.info("plan: probing shard %d (%d points) with the job's sampler", shard, points)
     probe = probe_shard(
         prepared.sampler_target,
-        shard_data(prepared.pooled, plan.indices(shard), job.sigma),
+        shard_data(prepared.pooled, plan.indices(shard), job.sigma, size=job.shard_points),
         job.precond,
         points=points,
         n_shards=job.n_shards,

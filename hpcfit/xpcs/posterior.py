@@ -19,7 +19,9 @@ gives u = log σ_a.
 
 with g from the pooled evaluator ``c2_pooled``. The −log σ and −½ log 2π terms are
 *kept*: they are constant while σ is fixed, but make ℓ_s the true Normal log-density. The shard
-data is the pytree :class:`ShardData` (a, i, j, y, σ per point); no padding.
+data is the pytree :class:`ShardData` (a, i, j, y, σ and a weight per point). Shards of one job
+are padded to one length with weight-0 points, so one compiled sampler serves them all; a
+weight-0 point adds exactly nothing to ℓ_s.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ShardData(NamedTuple):
     a, i, j : Int32[Array, "M_s"]  slot and 0-based frame positions (i < j)
     y : Float64[Array, "M_s"]  observed c2
     sigma_points : Float64[Array, "M_s"]  σ_{a_m} of each point
+    weight : Float64[Array, "M_s"]  1 for a data point, 0 for padding
     """
 
     a: jax.Array
@@ -57,6 +60,7 @@ class ShardData(NamedTuple):
     j: jax.Array
     y: jax.Array
     sigma_points: jax.Array
+    weight: jax.Array
 
 
 def _layout_problem(data: SlotGrid, space: ParamSpace) -> Problem:
@@ -167,7 +171,8 @@ def _sampled_scaling_target(
         g = c2_pooled(params, t, q, dt, phi, c, b, shard.a, shard.i, shard.j)
         s = theta[n_free:][shard.a] if sample_sigma else shard.sigma_points
         r = (shard.y - g) / s
-        return -0.5 * jnp.sum(r * r) - jnp.sum(jnp.log(s)) - (_HALF_LOG_2PI * shard.y.size)
+        w = shard.weight
+        return -0.5 * jnp.sum(w * r * r) - jnp.sum(w * jnp.log(s)) - _HALF_LOG_2PI * jnp.sum(w)
 
     return ShardTarget(names, lo, hi, prior_mean, prior_sd, loglik)
 
@@ -214,7 +219,9 @@ def marginal_target(
         cols = [x for x, v in ((jnp.ones_like(g), vary_b), (g, vary_c)) if v]
         z = shard.y - (0.0 if vary_b else b0) - (0.0 if vary_c else c0 * g)
         s = theta[n_phys:] if sample_sigma else sigma_fixed
-        return marginal.conditional(jnp.stack(cols, axis=1), z, shard.a, s, prior_mean, prior_var)
+        return marginal.conditional(
+            jnp.stack(cols, axis=1), z, shard.a, s, prior_mean, prior_var, shard.weight
+        )
 
     def loglik(theta: jax.Array, shard: ShardData) -> jax.Array:
         """log ∫ L_s(θ, c, b) p(c, b)^{1/K} d(c, b) (constants of θ included)."""
@@ -246,7 +253,9 @@ def marginal_target(
     )
 
 
-def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardData:
+def shard_data(
+    pooled, indices: np.ndarray | None, sigma: np.ndarray, size: int | None = None
+) -> ShardData:
     """The :class:`ShardData` of the points ``indices`` of a pooled point set.
 
     Parameters
@@ -255,10 +264,12 @@ def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardDa
     indices : Int[Array, "M_s"] | None  positions of the shard's points (e.g.
         ``ShardPlan.indices(s)``); None takes every point (K = 1)
     sigma : Float64[Array, "n_phi"]  per-slot σ_a, gathered by a_m
+    size : int | None  pad to this many points with weight-0 copies of the first point (the
+        largest shard of the job, so every shard has one shape); None: no padding
 
     Returns
     -------
-    ShardData  int32 a, i, j and float64 y, σ per point, as JAX arrays
+    ShardData  int32 a, i, j and float64 y, σ, weight per point, as JAX arrays
     """
     a = np.asarray(pooled.a)
     idx = np.arange(a.size) if indices is None else np.asarray(indices)
@@ -269,6 +280,11 @@ def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardDa
     if s.size < n_phi:
         raise ValueError(f"sigma has {s.size} values, the points use {n_phi} slots")
     s = _check_sigma(s, s.size)
+    n_pad = 0 if size is None else int(size) - idx.size
+    if n_pad < 0 or (n_pad and not idx.size):
+        raise ValueError(f"cannot pad a shard of {idx.size} points to {size}")
+    weight = np.concatenate([np.ones(idx.size), np.zeros(n_pad)])
+    idx = np.concatenate([idx, np.full(n_pad, idx[0] if n_pad else 0, dtype=idx.dtype)])
     a_s = a[idx].astype(np.int32)
     return ShardData(
         a=jnp.asarray(a_s),
@@ -276,6 +292,7 @@ def shard_data(pooled, indices: np.ndarray | None, sigma: np.ndarray) -> ShardDa
         j=jnp.asarray(np.asarray(pooled.j)[idx].astype(np.int32)),
         y=jnp.asarray(np.asarray(pooled.y, dtype=np.float64)[idx]),
         sigma_points=jnp.asarray(s[a_s]),
+        weight=jnp.asarray(weight),
     )
 
 

@@ -2,8 +2,10 @@
 
 Truths: the default settings and the retry schedule; draws are keyed only by (seed, shard,
 attempt) — bitwise repeatable, different for another attempt; θ draws are T(u draws) and lie in
-the box; the per-chain start rule (jitter, redraws from fold_in keys, bad_init after 10); and
-failures — too few devices, an exception in the model, no finite start — come back as records.
+the box; the per-chain start rule (jitter, redraws from fold_in keys, bad_init after 10);
+failures — too few devices, an exception in the model, no finite start — come back as records;
+the sampling loop equals NumPyro's own ``MCMC`` with parallel chains; and a second shard of the
+same shape reuses the compiled program (0 backend compiles) with results equal to a fresh one.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import potential_energy
 
 from hpcfit.cmc.diagnostics import shard_diagnostics
-from hpcfit.cmc.nuts import NutsSettings, attempt_settings, initial_params, run_attempt
+from hpcfit.cmc.nuts import (
+    EXTRA_FIELDS,
+    NutsSettings,
+    attempt_settings,
+    initial_params,
+    program,
+    run_attempt,
+)
 from hpcfit.cmc.precondition import from_warm_start
 from hpcfit.cmc.target import ShardTarget, numpyro_model
 from hpcfit.parallel.keys import attempt_keys
@@ -42,10 +52,10 @@ PRECOND = from_warm_start(
 )
 
 
-def run(settings=SMALL, target=None, attempt=0, seed=3):
+def run(settings=SMALL, target=None, attempt=0, seed=3, data=DATA):
     return run_attempt(
         target or make_target(),
-        DATA,
+        data,
         PRECOND,
         n_shards=2,
         seed=seed,
@@ -133,13 +143,13 @@ def test_mass_mode_dense():
 
 def test_starts_follow_jitter_rule():
     target = make_target()
-    model = numpyro_model(target, PRECOND, 2, "whiten")
+    energy = program(target, PRECOND, 2, SMALL).energy
     k_init, _ = attempt_keys(3, 1, 0)
-    params, redraws = initial_params(target, DATA, PRECOND, model, SMALL, k_init)
+    params, redraws = initial_params(target, DATA, PRECOND, energy, SMALL, k_init)
     assert redraws == 0
     expected = 0.5 * jax.random.normal(k_init, (4, 2), dtype=jnp.float64)
     np.testing.assert_array_equal(np.asarray(params["z"]), np.asarray(expected))
-    mass = numpyro_model(target, PRECOND, 2, "mass")
+    mass = program(target, PRECOND, 2, MASS).energy
     p_mass, _ = initial_params(target, DATA, PRECOND, mass, MASS, k_init)
     u0 = PRECOND.u_hat + np.asarray(expected) @ PRECOND.chol.T
     np.testing.assert_allclose(
@@ -157,7 +167,8 @@ def test_non_finite_starts_are_redrawn():
     model = numpyro_model(target, PRECOND, 2, "whiten")
     k_init, _ = attempt_keys(4, 1, 0)
     first = 0.5 * np.asarray(jax.random.normal(k_init, (4, 2), dtype=jnp.float64))
-    params, redraws = initial_params(target, DATA, PRECOND, model, SMALL, k_init)
+    energy = program(target, PRECOND, 2, SMALL).energy
+    params, redraws = initial_params(target, DATA, PRECOND, energy, SMALL, k_init)
     assert 1 <= redraws <= 10
     z = np.asarray(params["z"])
     for c in range(4):
@@ -187,3 +198,47 @@ def test_exception_becomes_record():
     res = run(target=make_target(broken))
     assert res.status == "failed" and res.error_type == "ValueError"
     assert "no likelihood today" in res.message and "ValueError" in res.traceback
+
+
+@pytest.mark.parametrize("settings", [SMALL, MASS], ids=["whiten", "mass"])
+def test_loop_equals_numpyro_mcmc(settings):
+    """The same kernel, keys and starts through NumPyro's ``MCMC`` (parallel chains) give the
+    same draws, step counts and adapted step sizes."""
+    target = make_target()
+    res = run(settings)
+    assert res.status == "ok", res.message
+    k_init, k_mcmc = attempt_keys(3, 1, 0)
+    prog = program(target, PRECOND, 2, settings)
+    start, _ = initial_params(target, DATA, PRECOND, prog.energy, settings, k_init)
+    model = numpyro_model(target, PRECOND, 2, settings.precondition)
+    names = ("z",) if settings.precondition == "whiten" else NAMES
+    inverse_mass = None
+    if settings.precondition == "mass":
+        inverse_mass = {names: jnp.diag(jnp.asarray(PRECOND.cov_w))}
+    kernel = NUTS(model, target_accept_prob=0.9, dense_mass=[], inverse_mass_matrix=inverse_mass)
+    mcmc = MCMC(kernel, num_warmup=150, num_samples=200, num_chains=4, progress_bar=False,
+                chain_method="parallel")  # fmt: skip
+    mcmc.run(k_mcmc, DATA, init_params=start, extra_fields=EXTRA_FIELDS)
+    draws = mcmc.get_samples(group_by_chain=True)
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    np.testing.assert_allclose(res.draws_u, np.asarray(draws["u"]), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(res.num_steps, np.asarray(extra["num_steps"]))
+    np.testing.assert_array_equal(res.diverging, np.asarray(extra["diverging"]))
+    np.testing.assert_allclose(
+        res.step_size, np.asarray(mcmc.last_state.adapt_state.step_size), rtol=1e-10
+    )
+
+
+def test_second_shard_of_one_shape_compiles_nothing():
+    """Another shard's data of the same shape runs on the program the first compiled: no
+    backend compile, and the same draws as a program built afresh for it."""
+    target = make_target()
+    first = run(target=target)
+    other = {"y": jnp.asarray(np.random.default_rng(8).normal(1.2, 2.0, size=Y.size))}
+    second = run(target=target, data=other)
+    assert first.status == second.status == "ok"
+    assert first.n_compiles > 0 and second.n_compiles == 0
+    fresh = run(target=make_target(), data=other)
+    assert fresh.n_compiles > 0
+    np.testing.assert_array_equal(second.draws_u, fresh.draws_u)
+    assert not np.array_equal(second.draws_u, first.draws_u)

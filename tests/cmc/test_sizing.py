@@ -34,9 +34,9 @@ def test_slurm_time_rounds_up_to_minutes(seconds, text):
     assert slurm_time(seconds) == text
 
 
-def test_shard_time_is_compile_plus_iterations_at_the_probe_rate():
-    # (40 − 10) s over 150 iterations = 0.2 s per iteration; 1500 iterations → 300 s + 10 s
-    assert shard_seconds(PROBE, 500, 1000) == pytest.approx(310.0)
+def test_shard_time_is_iterations_at_the_probe_rate():
+    # (40 − 10) s over 150 iterations = 0.2 s per iteration; 1500 iterations → 300 s
+    assert shard_seconds(PROBE, 500, 1000) == pytest.approx(300.0)
 
 
 def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
@@ -54,13 +54,14 @@ def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
         rank0_peak_mb=900.0,
     )
     assert plan.shards_per_rank == 3
-    assert plan.job_s == pytest.approx(20.0 + 3 * 310.0)
+    # one compile per rank (10 s), then three shards of 300 s; a retry compiles again
+    assert plan.job_s == pytest.approx(20.0 + 10.0 + 3 * 300.0)
     assert plan.job_s_with_retries == pytest.approx(plan.job_s + 2 * 310.0)
     shards_mb = 3 * 5000 * 64 / 2**20
     assert plan.memory_rank_mb == pytest.approx(300.0 + shards_mb + 100.0)
     assert plan.memory_rank0_mb == pytest.approx(900.0 + shards_mb)
-    # 1570 s × 1.5 = 2355 s → 40 min; (900 + shards) MB × 1.25 / 4 cores per task
-    assert "--ntasks=4 --cpus-per-task=4 --time=00:40:00" in plan.sbatch
+    # 1550 s × 1.5 = 2325 s → 39 min; (900 + shards) MB × 1.25 / 4 cores per task
+    assert "--ntasks=4 --cpus-per-task=4 --time=00:39:00" in plan.sbatch
     assert plan.sbatch.endswith("slurm/cpu.sbatch")
 
 
@@ -103,7 +104,10 @@ def test_plan_only_sizes_the_job_for_the_requested_ranks_without_sampling(tmp_pa
     assert probe["iterations"] == 40  # 10 % of 100 + 100, at least 20 each
     assert probe["status"] == "ok" and probe["mean_steps"] >= 1
     assert 0 <= probe["compile_s"] <= probe["wall_s"]
-    assert est["job_s"] == pytest.approx(est["prepare_s"] + est["shards_per_rank"] * est["shard_s"])
+    assert est["compile_s"] == pytest.approx(probe["compile_s"])
+    assert est["job_s"] == pytest.approx(
+        est["prepare_s"] + est["compile_s"] + est["shards_per_rank"] * est["shard_s"]
+    )
     assert est["sbatch"].startswith("sbatch --ntasks=4 --cpus-per-task=2 --time=")
     assert "data.n_frames=40" in est["sbatch"] and "plan_only" not in est["sbatch"]
     assert est["sbatch"] in proc.stdout + proc.stderr

@@ -112,11 +112,41 @@ def test_shard_data_fields():
     np.testing.assert_array_equal(shard.j, pooled.j[idx])
     np.testing.assert_array_equal(shard.y, pooled.y[idx])
     np.testing.assert_array_equal(shard.sigma_points, sigma[pooled.a[idx]])
+    np.testing.assert_array_equal(shard.weight, 1.0)
     assert shard.a.dtype == jnp.int32 and shard.y.dtype == jnp.float64
     full = shard_data(Problem.from_data(data, make_space()), None, sigma)  # a Problem works too
     assert full.y.size == pooled.size
     with pytest.raises(ValueError, match="sigma"):
         shard_data(pooled, idx, np.array([0.002, -1.0, 0.003]))
+
+
+@pytest.mark.parametrize("scaling", ["sample", "marginal"])
+@pytest.mark.parametrize("sample_sigma", [False, True])
+def test_padding_points_add_nothing(scaling, sample_sigma):
+    """A shard padded with weight-0 points has the log-likelihood of the shard itself (both
+    scalings, σ fixed or sampled), so every shard of a job can share one padded shape."""
+    data = generate(SMALL)
+    space = spaces()[0]
+    sigma = np.asarray(SMALL.sigma)
+    target = shard_target(
+        data, space, sigma, sample_sigma=sample_sigma, scaling=scaling, n_shards=2
+    )
+    pooled = data.pooled()
+    idx = np.sort(np.random.default_rng(5).choice(pooled.size, size=150, replace=False))
+    plain, padded = shard_data(pooled, idx, sigma), shard_data(pooled, idx, sigma, size=197)
+    assert padded.y.size == 197 and float(jnp.sum(padded.weight)) == 150.0
+    np.testing.assert_array_equal(np.asarray(padded.weight[150:]), 0.0)
+    assert float(jnp.sum(plain.weight)) == 150.0
+    rng = np.random.default_rng(6)
+    boxed = np.isfinite(target.hi)  # σ_a (lo 0, hi ∞) is drawn near σ itself
+    mid = np.where(boxed, 0.5 * (target.lo + target.hi), np.resize(sigma, target.size))
+    width = np.where(boxed, target.hi - target.lo, mid)
+    for _ in range(3):
+        theta = jnp.asarray(mid + 0.1 * width * rng.uniform(-1.0, 1.0, size=target.size))
+        want = float(target.loglik(theta, plain))
+        assert float(target.loglik(theta, padded)) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="pad"):
+        shard_data(pooled, idx, sigma, size=100)
 
 
 @pytest.mark.parametrize("k", range(4))

@@ -295,6 +295,7 @@ class MpiConfig:
     launcher: Launcher = Launcher.auto
     cores_per_rank: int | None = None  # None: cmc.num_chains for xpcs, 1 for kuramoto and nrpt
     oversubscribe: bool = False  # launcher mode: allow more ranks than cores (or Slurm tasks)
+    memory_limit_mb: float | None = None  # most one rank may use; None: measured (cgroup, free)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,13 @@ def _validate_mpi(mpi: MpiConfig) -> None:
         _require(mpi.ranks >= 1, "mpi.ranks", "null or an integer >= 1", mpi.ranks)
         if mpi.launcher is Launcher.none:
             _require(mpi.ranks == 1, "mpi.ranks", "1 (or null) with mpi.launcher=none", mpi.ranks)
+    if mpi.memory_limit_mb is not None:
+        _require(
+            mpi.memory_limit_mb > 0,
+            "mpi.memory_limit_mb",
+            "null or a number > 0",
+            mpi.memory_limit_mb,
+        )
     if mpi.cores_per_rank is not None:
         _require(
             mpi.cores_per_rank >= 1,

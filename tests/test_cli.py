@@ -256,7 +256,35 @@ SIZE_CASES = {
         ["data.n_frames=12", "cmc.n_shards=100000"],
         "cmc.n_shards: cmc.n_shards = 100000 exceeds the 198 pooled points",
     ),
+    # 3 × 2000 × 2000 float64 maps and 6 M pooled points: ~780 MB before any is made
+    "selection above the memory limit": (
+        ["data.n_frames=2000", "mpi.memory_limit_mb=300", "cmc.enabled=false"],
+        "synthetic data: the selection of 3 bin(s) × 2000 frames (5,997,000 points) needs about",
+    ),
+    "draws above the memory": (
+        ["data.n_frames=12", "cmc.num_samples=1000000000"],
+        "cmc.num_samples: the draws of 1 shard(s) × 4 chains × 1000000000 samples",
+    ),
 }
+
+
+def test_declared_size_beyond_memory_exits_2_before_reading(tmp_path: Path) -> None:
+    """A small HDF5 file declaring 100 000 frames (chunked, never written): the selection's
+    estimate (80 GB of maps, 5·10⁹ points) is refused before any matrix is read."""
+    path = tmp_path / "declared.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("c2", shape=(1, 100_000, 100_000), dtype="f4", chunks=(1, 1000, 1000),
+                         compression="gzip", fillvalue=1.0)  # fmt: skip
+        f["q"], f["phi"], f["t"] = [0.005], [0.0], np.arange(100_000) * 0.01
+    assert path.stat().st_size < 2**20
+    proc = hpcfit("data=file", f"data.path={path}", "hydra.run.dir=out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "selection of 1 bin(s) × 100000 frames (4,999,950,000 points) needs about" in lines[0]
+    assert "MB this rank can have" in lines[0] and "data.frame_stride" in lines[0]
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "failed" and record["exit_code"] == 2
 
 
 @pytest.mark.parametrize("case", sorted(SIZE_CASES))

@@ -108,6 +108,7 @@ def test_every_group_key_is_settable(override: str) -> None:
         (["mpi.ranks=0"], "mpi.ranks"),
         (["mpi.ranks=2", "mpi.launcher=none"], "mpi.ranks"),
         (["mpi.cores_per_rank=0"], "mpi.cores_per_rank"),
+        (["mpi.memory_limit_mb=0"], "mpi.memory_limit_mb"),
         (["data.start_frame=0"], "data.start_frame"),
         (["data.end_frame=1"], "data.end_frame"),
         (["data=synthetic", "data.q=0"], "data.q"),

@@ -123,6 +123,20 @@ def _model_file(tmp: Path, **fields) -> Path:
 BAD = {
     "kuramoto dt": ([*KURAMOTO, "kuramoto.dt=0"], "kuramoto.dt"),
     "kuramoto steps": ([*KURAMOTO, "kuramoto.n_steps=0"], "kuramoto.n_steps"),
+    # 4 coupling-sized N×N float64 arrays of N = 100 000: ~300 GB, refused before any is made
+    "kuramoto memory": (
+        [*KURAMOTO, "kuramoto.n_oscillators=100000"],
+        "kuramoto.n_oscillators: N = 100000 with",
+    ),
+    "kuramoto memory limit": (
+        [
+            *KURAMOTO,
+            "kuramoto.record=trajectory",
+            "kuramoto.n_steps=1000000",
+            "mpi.memory_limit_mb=400",
+        ],
+        "more than the 400 MB this rank can have (mpi.memory_limit_mb)",
+    ),
     "device spec": ([*KURAMOTO, "device.spec=tpu"], "device.spec"),
     "no gpu": ([*KURAMOTO, "device.spec=gpu"], "device.spec=gpu"),
     "nrpt chains": ([*NRPT, "nrpt.n_chains=1"], "nrpt.n_chains"),

@@ -64,6 +64,14 @@ class JobPlan:
         return asdict(self)
 
 
+def draws_mb(n_shards: int, num_chains: int, num_samples: int, n_quantities: int) -> float:
+    """Memory of the kept draws of ``n_shards`` shards, in MB: u and θ of every quantity and
+    the four NUTS fields per draw in float64, held twice (the results and rank 0's gathered
+    copy)."""
+    values = num_chains * num_samples * (2 * n_quantities + len(("div", "acc", "steps", "energy")))
+    return 2.0 * n_shards * values * 8.0 / 2**20
+
+
 def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> float:
     """The job's iterations of one shard at the probe's time per iteration (no compile)."""
     per_iteration = max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)

@@ -54,6 +54,38 @@ class Block:
     wall_s: float
 
 
+MATRIX_COPIES = 4
+"""N×N float64 arrays a rank holds at once: the coupling on the host and on the device and the
+integrator's pairwise terms (2.7–2.9 measured at N = 4000 and 8000, one member per chunk)."""
+
+
+def rank_memory_mb(k: KuramotoConfig, n_members: int, gathered: int) -> float:
+    """Memory a rank needs (MB): the N×N matrices, its ``n_members`` outputs twice (device and
+    host), and the ``gathered`` members' outputs it collects (rank 0: all of them)."""
+    n = k.n_oscillators
+    steps = k.n_steps + 1
+    per_member = {"trajectory": steps * n, "order_parameter": steps + n, "final": n}
+    values = MATRIX_COPIES * n * n + (2 * n_members + gathered) * per_member[k.record.value]
+    return 8.0 * values / 2**20
+
+
+def require_memory(cfg: Config, n_members: int, gathered: int) -> None:
+    """ConfigError before any large allocation when the rank's outputs and matrices would not
+    fit in what it can have (``mpi.memory_limit_mb`` or measured)."""
+    from hpcfit.runtime.memory import over_limit
+
+    k = cfg.kuramoto
+    need = over_limit(rank_memory_mb(k, n_members, gathered), cfg.mpi.memory_limit_mb)
+    if need is not None:
+        matrices = rank_memory_mb(k, 0, 0)
+        key = "n_oscillators" if 2 * matrices > rank_memory_mb(k, n_members, gathered) else "record"
+        raise ConfigError(
+            f"kuramoto.{key}: N = {k.n_oscillators} with {n_members} member(s) of "
+            f"{k.n_steps} steps on this rank (record={k.record.value}) needs {need}; lower "
+            "kuramoto.n_oscillators, n_members or n_steps, or record less"
+        )
+
+
 def network(k: KuramotoConfig) -> tuple[np.ndarray, np.ndarray]:
     """The shared (ω (N,), K (N, N)) of ``kuramoto.network``; K = coupling/N off the diagonal."""
     from hpcfit.kuramoto import network as nets
@@ -137,6 +169,7 @@ def simulate_block(
     k = cfg.kuramoto
     t0 = time.perf_counter()
     start, stop = load_balance(k.n_members, n_ranks, rank)
+    require_memory(cfg, stop - start, k.n_members if rank == 0 else 0)
     omega_shared, coupling = network(k)
     theta0, omega_m = member_draws(k, start, stop)
     dev = resolve_rank_device(cfg, n_ranks)

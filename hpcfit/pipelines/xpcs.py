@@ -147,7 +147,7 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
 
     t0, base_mb = time.perf_counter(), memory.current_mb()
     n_ranks = planned_ranks(cfg, n_ranks)
-    data = load_configured(cfg.data)
+    data = load_configured(cfg.data, cfg.mpi.memory_limit_mb)
     space = cfg.model.space()
     record.set(data=describe_data(data))
     check_sizes(cfg, data, space, n_ranks)

@@ -31,13 +31,27 @@ log = logging.getLogger("hpcfit")
 
 def check_sizes(cfg: Config, data: Any, space: Any, n_ranks: int) -> None:
     """Size checks that need the selected data, before any fit: enough points per free
-    quantity, and a pinned ``cmc.n_shards`` no larger than the points."""
+    quantity, a pinned ``cmc.n_shards`` no larger than the points, and rank 0's memory for
+    every shard's draws."""
+    from hpcfit.cmc.sizing import draws_mb
+    from hpcfit.errors import ConfigError
+    from hpcfit.runtime.memory import over_limit
     from hpcfit.xpcs.data import require_enough_points
 
     source = str(data.provenance.get("file", data.provenance.get("source", "data")))
-    require_enough_points(data, space.n_free(data.n_phi), source=source)
+    n_free = space.n_free(data.n_phi)
+    require_enough_points(data, n_free, source=source)
     if cfg.cmc.enabled:
-        shard_count(cfg, data.n_points, n_ranks)
+        c = cfg.cmc
+        k = shard_count(cfg, data.n_points, n_ranks)
+        n_out = n_free + (data.n_phi if c.sample_sigma else 0)
+        need = over_limit(draws_mb(k, c.num_chains, c.num_samples, n_out), cfg.mpi.memory_limit_mb)
+        if need is not None:
+            raise ConfigError(
+                f"cmc.num_samples: the draws of {k} shard(s) × {c.num_chains} chains × "
+                f"{c.num_samples} samples of {n_out} quantities need {need}; lower "
+                "cmc.num_samples or cmc.num_chains"
+            )
 
 
 def shard_count(cfg: Config, n_points: int, n_ranks: int) -> int:

@@ -36,6 +36,7 @@ Choices made here:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,18 @@ def _frame_window(n_file: int, sel: Selection, src: str) -> tuple[int, int, int]
     return int(s), e, int(k)
 
 
+BYTES_PER_POINT = 128
+"""Rank 0's memory per pooled point (i < j) through the warm start: the pooled arrays, the
+residual chunks and the model's intermediates (about 116 B measured at 1.5–6 M points)."""
+
+
+def selection_mb(n_slots: int, n_frames: int) -> float:
+    """Memory the selected data needs on rank 0, in MB: the float64 matrices plus
+    :data:`BYTES_PER_POINT` for each of the n_slots·N(N−1)/2 pooled points."""
+    points = n_slots * n_frames * (n_frames - 1) // 2
+    return (8.0 * n_slots * n_frames**2 + BYTES_PER_POINT * points) / 2**20
+
+
 def read_slots(
     index: FileIndex, positions: np.ndarray, frames: slice, sink: list[str]
 ) -> np.ndarray:
@@ -259,9 +272,19 @@ def empty_frames(c2: np.ndarray) -> np.ndarray:
     return out
 
 
-def select(index: FileIndex, sel: Selection, *, dt: float, source: str) -> XpcsData:
+def select(
+    index: FileIndex,
+    sel: Selection,
+    *,
+    dt: float,
+    source: str,
+    check_size: Callable[[int, int], None] | None = None,
+) -> XpcsData:
     """q selection → angle selection → frame window, on metadata; then read the selected
-    matrices only, drop empty frames per slot and :func:`validate`."""
+    matrices only, drop empty frames per slot and :func:`validate`.
+
+    ``check_size(n_slots, n_frames)`` runs on the selection before any matrix is read (it
+    raises when the selection would not fit in memory)."""
     src = source
     sink: list[str] = list(index.warnings)
     n_file = index.n_frames
@@ -274,6 +297,8 @@ def select(index: FileIndex, sel: Selection, *, dt: float, source: str) -> XpcsD
     idx = _select_phi(phi_norm, idx, sel, src, sink)
     s, e, k = _frame_window(n_file, sel, src)
     frames = slice(s - 1, e, k)
+    if check_size is not None:
+        check_size(int(idx.size), len(range(n_file)[frames]))
     c2 = read_slots(index, idx, frames, sink)
     empty = empty_frames(c2)
     frame_mask = None

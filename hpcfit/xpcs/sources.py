@@ -10,7 +10,8 @@ import numpy as np
 
 from hpcfit.config import EmbeddedData, FileData, SyntheticData
 from hpcfit.errors import AdviceWarning, DataError
-from hpcfit.xpcs.data import Selection, select
+from hpcfit.runtime.memory import over_limit
+from hpcfit.xpcs.data import Selection, select, selection_mb
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.layouts import FileIndex, in_memory, index_file
 from hpcfit.xpcs.synthetic import SyntheticSpec, embedded, generate
@@ -32,8 +33,30 @@ def require_file(cfg: EmbeddedData | FileData | SyntheticData) -> Path | None:
 DT_AGREE_RTOL = 1e-6
 
 
-def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
-    """Load, select and validate the configured dataset; raises :class:`DataError`."""
+def size_check(source: str, memory_limit_mb: float | None, hint: str):
+    """``check(n_slots, n_frames)``: a DataError before the data is made when the selection
+    would need more memory than this rank can have (:func:`hpcfit.runtime.memory.limit_mb`)."""
+
+    def check(n_slots: int, n_frames: int) -> None:
+        need = over_limit(selection_mb(n_slots, n_frames), memory_limit_mb)
+        if need is not None:
+            points = n_slots * n_frames * (n_frames - 1) // 2
+            raise DataError(
+                f"{source}: the selection of {n_slots} bin(s) × {n_frames} frames "
+                f"({points:,} points) needs {need}; {hint}, or set mpi.memory_limit_mb"
+            )
+
+    return check
+
+
+def load_configured(
+    cfg: EmbeddedData | FileData | SyntheticData, memory_limit_mb: float | None = None
+) -> XpcsData:
+    """Load, select and validate the configured dataset; raises :class:`DataError`.
+
+    The selection's size is checked against ``memory_limit_mb`` (None: what this rank can
+    have, measured) before any matrix is read or generated.
+    """
     path = require_file(cfg)
     if isinstance(cfg, FileData):
         assert path is not None
@@ -56,12 +79,19 @@ def load_configured(cfg: EmbeddedData | FileData | SyntheticData) -> XpcsData:
             ),
             dt=dt,
             source=str(path),
+            check_size=size_check(
+                str(path),
+                memory_limit_mb,
+                "select fewer bins or frames (data.q, data.phi, data.end_frame, data.frame_stride)",
+            ),
         )
         data.provenance["dt_source"] = dt_source
         data.provenance["dt_file"] = index.dt_file
         return data
     if isinstance(cfg, SyntheticData):
         n_phi = len(cfg.phi)
+        hint = "lower data.n_frames or the angles in data.phi"
+        size_check("synthetic data", memory_limit_mb, hint)(n_phi, cfg.n_frames)
         per_slot = lambda v: tuple(np.broadcast_to(np.asarray(v, float), (n_phi,)))  # noqa: E731
         return generate(
             SyntheticSpec(

@@ -10,7 +10,9 @@ it) into the run directory; then it runs
   ``srun --mpi=pmi2 -n R -c C --cpu-bind=cores python -m mpi4py -m hpcfit.rank <run_dir>``.
 
 SIGINT, SIGTERM and SIGUSR1 are forwarded to the child; the exit status is the child's (128 + n
-if a signal n killed it). No JAX import here.
+if a signal n killed it). The child's output passes through this process, which keeps its last
+lines: when the job fails, the MPI launcher's own report says which rank ended first
+(:mod:`hpcfit.parallel.failures`). No JAX import here.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from hpcfit.config import Config, Launcher, NrptModel, Workload, cores_per_rank
 from hpcfit.errors import ConfigError
@@ -92,12 +97,22 @@ def write_run_inputs(run_dir: Path, resolved: dict, overrides: list[str]) -> Non
     write_atomic(run_dir / "overrides.yaml", lambda fh: fh.write(listing.encode()))
 
 
-def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
+def spawn(
+    argv: list[str], env: Mapping[str, str] | None = None, tail: deque[str] | None = None
+) -> int:
     """Run ``argv``, forwarding SIGINT/SIGTERM/SIGUSR1; returns its exit status (128 + n when
-    signal n ended it)."""
+    signal n ended it). With ``tail``, the child's stdout and stderr are copied line by line to
+    this process's and their last lines kept in ``tail``."""
     sys.stdout.flush()
     sys.stderr.flush()
-    proc = subprocess.Popen(argv, env=None if env is None else dict(env))
+    pipe = subprocess.PIPE if tail is not None else None
+    proc = subprocess.Popen(argv, env=None if env is None else dict(env), stdout=pipe, stderr=pipe)
+    copies = []
+    if tail is not None:
+        for source, sink in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr)):
+            copy = threading.Thread(target=_copy_lines, args=(source, sink, tail), daemon=True)
+            copy.start()
+            copies.append(copy)
 
     def forward(signum: int, _frame: object) -> None:
         if proc.poll() is None:
@@ -106,10 +121,26 @@ def spawn(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     try:
         code = proc.wait()
+        for copy in copies:
+            copy.join(timeout=10.0)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 128 - code if code < 0 else code
+
+
+def _copy_lines(source: IO[bytes] | None, sink: IO[str], tail: deque[str]) -> None:
+    """Copy ``source`` to ``sink`` as it comes, one line at a time, keeping each in ``tail``."""
+    assert source is not None
+    out = getattr(sink, "buffer", None)
+    with source:
+        for raw in iter(source.readline, b""):
+            if out is not None:
+                out.write(raw)
+            else:
+                sink.write(raw.decode(errors="replace"))
+            sink.flush()
+            tail.append(raw.decode(errors="replace").rstrip("\n"))
 
 
 def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
@@ -145,9 +176,13 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
         env = {**os.environ, OWNER_ENV: str(run_dir)}
         if launcher is Launcher.srun:
             env["SRUN_CPUS_PER_TASK"] = str(cores)  # Slurm 22.05–23.02 srun does not inherit -c
-        code = spawn(argv, env)
+        tail: deque[str] = deque(maxlen=200)
+        code = spawn(argv, env, tail)
         if code != 0:
-            lost = unfinished_work(run_dir)
+            from hpcfit.parallel.failures import first_failure, rank_pids
+
+            first = first_failure(tail, rank_pids(run_dir))
+            lost = ([first] if first else []) + unfinished_work(run_dir)
             for line in lost:
                 print(f"hpcfit: {line}", file=sys.stderr, flush=True)
             message = f"the ranks exited with status {code}; logs: {run_dir}/rank-*.log"

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -208,11 +209,14 @@ def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
     assert job.returncode != 0, out
     assert elapsed < 60, f"job took {elapsed:.0f} s to end after the kill"
     assert "rank 1 started shard 3 attempt 0 and did not finish it" in out, out
+    # MPICH's report names the pid that failed first; the rank logs turn it into rank 1
+    assert f"hpcfit: rank 1 (pid {pid} on " in out and ") ended first" in out, out
     assert (run_dir / "cmc" / "shards" / "shard_00001.json").exists()
     # the launcher gives run.json the job's true end, not "running" (nor an earlier success)
     killed = json.loads((run_dir / "run.json").read_text())
     assert killed["status"] in ("killed", "failed") and killed["exit_code"] == job.returncode
     assert "rank 1 started shard 3" in killed["message"]
+    assert killed["message"].startswith(f"rank 1 (pid {pid} on ")
 
     resumed = hpcfit(run_dir, "mpi.ranks=2")
     out, _ = resumed.communicate(timeout=600)
@@ -246,6 +250,17 @@ def test_missing_data_file_stops_before_any_rank_starts(tmp_path: Path) -> None:
     ]
     assert "starting 2 ranks" not in proc.stdout
     assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_spawn_copies_the_output_and_keeps_its_last_lines(capfd) -> None:
+    """The ranks' output still reaches the console, and the launcher keeps the last lines
+    (where the MPI launcher reports the rank that failed)."""
+    child = "import sys\nfor k in range(5): print(f'line {k}')\nprint('oops', file=sys.stderr)\nsys.exit(3)"
+    tail: deque[str] = deque(maxlen=3)
+    assert spawn([sys.executable, "-c", child], tail=tail) == 3
+    out, err = capfd.readouterr()
+    assert out.splitlines() == [f"line {k}" for k in range(5)] and err.strip() == "oops"
+    assert len(tail) == 3 and "oops" in tail and "line 4" in tail
 
 
 def test_rank_capacity_is_the_slurm_task_count_inside_an_allocation() -> None:

@@ -156,7 +156,7 @@ def prevalidate(argv: list[str]) -> None:
     try:
         sets = _override_sets(argv)
     except Exception as exc:  # override grammar errors
-        raise ConfigError(describe_omegaconf_error(exc)) from None
+        raise ConfigError(describe_omegaconf_error(exc) + _split_value_hint(argv)) from None
     run_dir = _run_dir_of(argv)
     if (
         sets is not None
@@ -169,8 +169,22 @@ def prevalidate(argv: list[str]) -> None:
             try:
                 cfg = compose(config_name="config", overrides=overrides)
             except Exception as exc:
-                raise ConfigError(describe_omegaconf_error(exc)) from None
+                hint = _split_value_hint(argv)
+                raise ConfigError(describe_omegaconf_error(exc) + hint) from None
         to_config(cfg)
+
+
+def _split_value_hint(argv: list[str]) -> str:
+    """A hint when a word without ``=`` follows a ``key=value`` override: most likely a value
+    with a space that the shell split (an unquoted path)."""
+    for prev, word in zip(argv, argv[1:], strict=False):
+        if "=" in prev and "=" not in word and not word.startswith(("-", "~")):
+            key, value = prev.split("=", 1)
+            return (
+                f"; '{word}' is not a key=value override: if it belongs to {key}, quote the "
+                f'override for the shell: "{key}={value} {word}"'
+            )
+    return ""
 
 
 def _run_dir_of(argv: list[str]) -> Path | None:

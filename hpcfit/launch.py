@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,14 @@ from typing import IO
 
 from hpcfit.config import Config, Launcher, NrptModel, Workload, cores_per_rank
 from hpcfit.errors import ConfigError
+from hpcfit.pipelines.status import EXIT_INPUT
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+MPI_ABORT_NOTE = re.compile(
+    r"^Abort\(\d+\) on node \d+ \(rank \d+ in comm \d+\): application called MPI_Abort"
+)
+"""MPICH's note of an ``MPI_Abort`` call: hpcfit (or mpi4py) has printed the reason already, so
+the note is kept for the crash report but not shown."""
 
 
 def choose_launcher(launcher: Launcher, env: Mapping[str, str]) -> Launcher:
@@ -135,12 +142,15 @@ def _copy_lines(source: IO[bytes] | None, sink: IO[str], tail: deque[str]) -> No
     out = getattr(sink, "buffer", None)
     with source:
         for raw in iter(source.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            tail.append(line)
+            if MPI_ABORT_NOTE.match(line):
+                continue
             if out is not None:
                 out.write(raw)
             else:
                 sink.write(raw.decode(errors="replace"))
             sink.flush()
-            tail.append(raw.decode(errors="replace").rstrip("\n"))
 
 
 def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> int:
@@ -179,8 +189,11 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
         tail: deque[str] = deque(maxlen=200)
         code = spawn(argv, env, tail)
         if code != 0:
+            from hpcfit.io.run_dir import read_record
             from hpcfit.parallel.failures import first_failure, rank_pids
 
+            if code == EXIT_INPUT and read_record(run_dir).get("exit_code") == EXIT_INPUT:
+                return code  # rank 0 printed the one-line error and recorded it
             first = first_failure(tail, rank_pids(run_dir))
             lost = ([first] if first else []) + unfinished_work(run_dir)
             for line in lost:

@@ -194,6 +194,24 @@ def test_bad_config_exits_2_before_any_write(case: str, tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists() and not (tmp_path / "multirun").exists()
 
 
+def test_path_split_at_a_space_gets_a_quoting_hint(tmp_path: Path) -> None:
+    """An unquoted path with a space reaches hpcfit as two words: one line that says so and how
+    to quote it; quoted, the same path loads."""
+    folder = tmp_path / "beam time"
+    folder.mkdir()
+    path = _npz(folder)
+    head, tail = str(path).split(" ", 1)
+    proc = hpcfit("data=file", f"data.path={head}", tail, "hydra.run.dir=out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"'{tail}' is not a key=value override: if it belongs to data.path" in lines[0]
+    assert f'quote the override for the shell: "data.path={path}"' in lines[0]
+    quoted = hpcfit("data=file", f"data.path={path}", "nlsq.max_nfev=3", "cmc.enabled=false",
+                    "hydra.run.dir=ok", cwd=tmp_path)  # fmt: skip
+    assert quoted.returncode in (0, 4), quoted.stderr
+
+
 def test_synthetic_overrides_make_another_dataset(tmp_path: Path) -> None:
     proc = hpcfit(
         "data=synthetic",
@@ -300,6 +318,19 @@ def test_size_checks_fail_before_the_warm_start(case: str, tmp_path: Path) -> No
     assert not log.exists() or "NLSQ" not in log.read_text()
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["status"] == "failed" and record["exit_code"] == 2
+
+
+@pytest.mark.timeout(600)
+def test_input_error_on_two_ranks_is_one_line(tmp_path: Path) -> None:
+    """Found by rank 0 after the ranks started: the one-line error only, without MPICH's note
+    of the MPI_Abort that ends the other rank or a second line from the launcher."""
+    proc = hpcfit("data=synthetic", "data.n_frames=5", "mpi.ranks=2", "hydra.run.dir=out",
+                  cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "starting 2 ranks" in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpcfit: error: synthetic: 30 pooled points")
+    assert "MPI_Abort" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("cmc", ["cmc.enabled=false", "cmc.enabled=true"])

@@ -255,7 +255,10 @@ def test_missing_data_file_stops_before_any_rank_starts(tmp_path: Path) -> None:
 def test_spawn_copies_the_output_and_keeps_its_last_lines(capfd) -> None:
     """The ranks' output still reaches the console, and the launcher keeps the last lines
     (where the MPI launcher reports the rank that failed)."""
-    child = "import sys\nfor k in range(5): print(f'line {k}')\nprint('oops', file=sys.stderr)\nsys.exit(3)"
+    child = (
+        "import sys\nfor k in range(5): print(f'line {k}')\n"
+        "print('oops', file=sys.stderr)\nsys.exit(3)"
+    )
     tail: deque[str] = deque(maxlen=3)
     assert spawn([sys.executable, "-c", child], tail=tail) == 3
     out, err = capfd.readouterr()

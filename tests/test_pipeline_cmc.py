@@ -157,6 +157,32 @@ def test_raising_shard_is_excluded_by_policy(tmp_path: Path, monkeypatch) -> Non
     ] == [0, 1, 3]
 
 
+def test_a_checkpoint_without_room_costs_only_the_resume(
+    tmp_path: Path, reference: Path, monkeypatch
+) -> None:
+    """A full disk while a shard is checkpointed: a warning naming the shard, the job goes on
+    and its draws are those of the reference run."""
+    import errno
+
+    from hpcfit.io import atomic
+
+    real = atomic.write_atomic
+
+    def full_for_shard_1(path, write):
+        if "shard_00001" in str(path):
+            raise atomic.no_room(Path(path), OSError(errno.ENOSPC, "No space left on device"))
+        return real(path, write)
+
+    monkeypatch.setattr(atomic, "write_atomic", full_for_shard_1)
+    assert run(tmp_path) == 0
+    lines = log_lines(tmp_path, "shard 1 checkpoint not written")
+    assert len(lines) == 1 and "no space left on the device (ENOSPC)" in lines[0]
+    assert not (tmp_path / "cmc" / "shards" / "shard_00001.json").exists()
+    assert (tmp_path / "cmc" / "shards" / "shard_00002.json").exists()
+    for key, value in combined_arrays(reference).items():
+        assert np.array_equal(combined_arrays(tmp_path)[key], value), key
+
+
 def test_too_many_exclusions_exit_3(tmp_path: Path, monkeypatch) -> None:
     from hpcfit.cmc import driver
 

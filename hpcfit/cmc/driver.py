@@ -30,6 +30,7 @@ from hpcfit.cmc.plan import ShardPlan
 from hpcfit.cmc.policy import ShardResult, run_shard
 from hpcfit.cmc.precondition import Preconditioner
 from hpcfit.cmc.progress import Progress, progress_note
+from hpcfit.errors import RunDirError
 from hpcfit.io import checkpoint
 from hpcfit.parallel.balance import ids_by_rank
 from hpcfit.parallel.comm import Comm
@@ -233,7 +234,10 @@ def sample_owned(
                     attempt_fn=_logged_attempt(comm.rank),
                 )
             if ckpt is not None:
-                checkpoint.save_shard(ckpt, result, fp)
+                try:
+                    checkpoint.save_shard(ckpt, result, fp)
+                except RunDirError as exc:  # no room: the result is kept, only resuming is lost
+                    log.warning("rank %d: shard %d checkpoint not written: %s", comm.rank, s, exc)
         note = progress_note(result, comm.rank, reused)
         if progress is not None:
             progress.report(note)

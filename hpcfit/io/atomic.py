@@ -1,7 +1,13 @@
-"""Atomic file writes: a temporary file in the target directory, flush + fsync, ``os.replace``."""
+"""Atomic file writes: a temporary file in the target directory, flush + fsync, ``os.replace``.
+
+A write the file system refuses for lack of room (a full disk, a quota, a file-size limit, a
+read-only mount) becomes a one-line :class:`~hpcfit.errors.RunDirError` naming the file: the job
+ends with exit 2 instead of a traceback, and the file it would have replaced is intact.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -10,22 +16,80 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from hpcfit.errors import RunDirError
+
+NO_ROOM = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system's limit",
+    errno.EROFS: "read-only file system",
+}
+# HDF5 reports the system error only in its message text
+_NO_ROOM_TEXT = {
+    "No space left on device": errno.ENOSPC,
+    "Disk quota exceeded": errno.EDQUOT,
+    "File too large": errno.EFBIG,
+    "Read-only file system": errno.EROFS,
+}
+
+
+def no_room(path: Path, exc: BaseException) -> RunDirError | None:
+    """The one-line error for ``exc`` when it is the file system refusing room, else None."""
+    if not isinstance(exc, OSError):
+        return None
+    code = exc.errno if exc.errno in NO_ROOM else None
+    if code is None:
+        code = next((c for text, c in _NO_ROOM_TEXT.items() if text in str(exc)), None)
+    if code is None:
+        return None
+    return RunDirError(
+        f"{path}: cannot write: {NO_ROOM[code]} ({errno.errorcode[code]}); free space (or set "
+        "hydra.run.dir elsewhere) and run again: a re-run in this directory reuses the "
+        "checkpoints already written"
+    )
+
+
+def _temporary(path: Path) -> tuple[int, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())  # mkstemp creates 0600; results are shared like any new file
+    return fd, Path(tmp)
+
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Create ``path`` atomically from ``write(fileobj)``; a crash leaves the old file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, file_mode())  # mkstemp creates 0600; results are shared like any new file
+    tmp = None
     try:
+        fd, tmp = _temporary(path)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise (no_room(path, exc) or exc) from None
+    return path
+
+
+def write_atomic_path(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` atomically from ``write(tmp_path)``, for writers that need a file name
+    (HDF5, netCDF); otherwise as :func:`write_atomic`."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = _temporary(path)
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise (no_room(path, exc) or exc) from None
     return path
 
 

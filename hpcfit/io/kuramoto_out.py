@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from hpcfit.config import Config, KuramotoConfig, as_plain
-from hpcfit.io.atomic import write_json, write_npz
-from hpcfit.io.results import write_atomic_path
+from hpcfit.io.atomic import write_atomic_path, write_json, write_npz
 from hpcfit.parallel.comm import Comm
 
 CHUNK_KEYS = ("final", "order_parameter", "trajectory")

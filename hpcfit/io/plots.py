@@ -64,8 +64,10 @@ def c2_maps(
         fig.suptitle(label)
         fig.tight_layout()
         path = out_dir / f"c2_slot{a}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
+        try:
+            _save_png(path, fig, dpi=90)
+        finally:
+            plt.close(fig)
         paths.append(path)
     return paths
 

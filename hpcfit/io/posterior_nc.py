@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcfit.io.results import write_atomic_path
+from hpcfit.io.atomic import write_atomic_path
 
 _RESERVED = ("chain", "draw")
 

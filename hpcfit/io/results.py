@@ -28,45 +28,18 @@ alphabetically).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hpcfit.io.atomic import file_mode
+from hpcfit.io.atomic import write_atomic_path
 
 JSON_SUFFIX = "_json"
 COMPRESS_ABOVE_BYTES = 1024
 _NUMERIC_KINDS = "biufc"
 _INT64 = np.iinfo(np.int64)
-
-
-def write_atomic_path(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Create ``path`` atomically from ``write(tmp_path)``, for writers that need a file name.
-
-    ``write`` fills a temporary file in the target directory; it is then fsynced and moved over
-    ``path`` with ``os.replace``. On any error the temporary file is removed and an existing
-    ``path`` is left untouched. As with :func:`hpcfit.io.atomic.write_atomic`, the file gets the
-    mode a plain ``open()`` would give it (0o666 minus the umask).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, file_mode())
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_results_h5(path: str | Path, tree: Mapping[str, Any]) -> Path:

@@ -280,7 +280,9 @@ def compose(overrides_: list[str]) -> tuple[Any, dict[str, Any]]:
     with initialize_config_dir(config_dir=str(config.config_dir()), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=list(overrides_))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return config.to_config(cfg), resolved
+    from hpcfit.validation import to_config
+
+    return to_config(cfg), resolved
 
 
 def worker(run_dir: Path) -> int:

@@ -45,7 +45,9 @@ def compose(*overrides: str):
     os.environ.setdefault("HPCFIT_RUN_ID", "bench")
     config.register()
     with initialize_config_dir(config_dir=str(config.config_dir()), version_base=None):
-        return config.to_config(hydra_compose(config_name="config", overrides=list(overrides)))
+        from hpcfit.validation import to_config
+
+        return to_config(hydra_compose(config_name="config", overrides=list(overrides)))
 
 
 PEER_MODE = "auto"

@@ -150,8 +150,9 @@ def prevalidate(argv: list[str]) -> None:
     """Compose and validate each requested configuration; raises ConfigError naming the key."""
     from hydra import compose, initialize_config_dir
 
-    from hpcfit.config import ConfigError, config_dir, to_config
+    from hpcfit.config import ConfigError, config_dir
     from hpcfit.errors import describe_omegaconf_error
+    from hpcfit.validation import to_config
 
     try:
         sets = _override_sets(argv)
@@ -259,8 +260,8 @@ def _run_task(cfg, comm: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from hpcfit.config import to_config
     from hpcfit.io.run_record import RunRecord
+    from hpcfit.validation import to_config
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

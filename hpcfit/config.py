@@ -3,8 +3,8 @@
 Values live in ``configs/`` (YAML). This module holds the XPCS job's sections and the root
 :class:`Config`; the sections of the routed workloads (``device``, ``kuramoto``, ``nrpt``) are
 in :mod:`hpcfit.config_workloads`. Hydra rejects unknown keys and wrong types while composing
-(struct mode); :func:`hpcfit.validation.validate` rejects out-of-range values, naming the key.
-No JAX import here.
+(struct mode); :func:`hpcfit.validation.to_config` converts a composed config and rejects
+out-of-range values, naming the key. No JAX import here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hpcfit.config_workloads import (  # noqa: F401  (part of the schema's publi
     NrptConfig,
     NrptModel,
 )
-from hpcfit.errors import ConfigError, describe_omegaconf_error
+from hpcfit.errors import ConfigError
 from hpcfit.xpcs.file_index import FlatKeys
 
 
@@ -357,19 +357,6 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise FileNotFoundError("hpcfit configs/ directory not found next to the package")
-
-
-def to_config(cfg: DictConfig) -> Config:
-    """Convert the composed Hydra config (without its ``hydra`` node) to frozen objects."""
-    try:
-        obj = OmegaConf.to_object(cfg)
-    except Exception as exc:  # OmegaConf names the key in its message
-        raise ConfigError(describe_omegaconf_error(exc)) from None
-    assert isinstance(obj, Config)
-    from hpcfit.validation import validate
-
-    validate(obj)
-    return obj
 
 
 def as_plain(obj: Any) -> Any:

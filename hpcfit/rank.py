@@ -175,7 +175,9 @@ def load_run_inputs(run_dir: Path) -> tuple[Config, dict[str, Any]]:
             f"{run_dir}/config.yaml differs from the config composed from "
             "overrides.yaml (edited, or another hpcfit version)"
         )
-    return config.to_config(cfg), resolved
+    from hpcfit.validation import to_config
+
+    return to_config(cfg), resolved
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,17 @@
 """Range and cross-field checks of a composed configuration (schema: :mod:`hpcfit.config`).
 
-Hydra rejects unknown keys and wrong types while composing; :func:`validate` then rejects
-out-of-range values and inconsistent combinations, raising :class:`~hpcfit.errors.ConfigError`
-whose message names the key, the expected value and the received one. No JAX import here.
+Hydra rejects unknown keys and wrong types while composing; :func:`to_config` turns the
+composed config into the frozen schema objects and :func:`validate` then rejects out-of-range
+values and inconsistent combinations, raising :class:`~hpcfit.errors.ConfigError` whose message
+names the key, the expected value and the received one. No JAX import here.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
 
 from hpcfit.config import (
     CmcConfig,
@@ -25,7 +28,19 @@ from hpcfit.config import (
     ScalingParamConfig,
     SyntheticData,
 )
-from hpcfit.errors import ConfigError
+from hpcfit.errors import ConfigError, describe_omegaconf_error
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Convert the composed Hydra config (without its ``hydra`` node) to frozen objects and
+    :func:`validate` them."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as exc:  # OmegaConf names the key in its message
+        raise ConfigError(describe_omegaconf_error(exc)) from None
+    assert isinstance(obj, Config)
+    validate(obj)
+    return obj
 
 
 def _require(ok: bool, key: str, expected: str, value: object) -> None:

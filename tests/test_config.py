@@ -21,7 +21,9 @@ CONFIG_DIR = C.config_dir()
 def compose_config(*overrides: str) -> C.Config:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="config", overrides=list(overrides))
-    return C.to_config(cfg)
+    from hpcfit.validation import to_config
+
+    return to_config(cfg)
 
 
 def test_default_composes_to_frozen_objects() -> None:

@@ -156,14 +156,14 @@ def _stats(x: np.ndarray) -> dict[str, float]:
     return {"mean": float(x.mean()), "sd": sd, "min": float(x.min()), "max": float(x.max())}
 
 
-def write_outputs(run_dir: Path, cfg: Config, g: Gathered) -> dict[str, Any]:
-    """Write summary.json, ensemble.h5 and order_parameter.png; returns the summary."""
-    from hpcfit.pipelines.kuramoto import network
-
+def write_outputs(
+    run_dir: Path, cfg: Config, g: Gathered, omega_shared: np.ndarray, coupling: np.ndarray
+) -> dict[str, Any]:
+    """Write summary.json, ensemble.h5 (with the shared ω and the coupling matrix of the
+    network) and order_parameter.png; returns the summary."""
     k = cfg.kuramoto
     out = Path(run_dir) / "kuramoto"
     out.mkdir(parents=True, exist_ok=True)
-    omega_shared, coupling = network(k)
     time_axis = k.dt * np.arange(k.n_steps + 1, dtype=np.float64)
     g.summary = summary_of(cfg, g)
 

@@ -269,7 +269,7 @@ def run(
         gathered = kuramoto_out.gather(comm, block, k, run_dir)
         if root:
             try:
-                kuramoto_out.write_outputs(run_dir, cfg, gathered)
+                kuramoto_out.write_outputs(run_dir, cfg, gathered, *network(k))
             except Exception as exc:
                 traceback.print_exc()
                 status = Status(EXIT_INTERNAL, "error", f"{type(exc).__name__}: {exc}")

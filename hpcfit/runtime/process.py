@@ -7,6 +7,7 @@ import it too). Library modules that need JAX call :func:`ensure_x64`, which is 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -68,3 +69,16 @@ def ensure_x64() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+
+
+def import_nlsq():
+    """Import ``nlsq`` without its import-time side effects on logging."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    import nlsq
+
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+    logging.getLogger("nlsq").propagate = False
+    return nlsq

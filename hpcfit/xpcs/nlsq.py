@@ -29,19 +29,6 @@ _START_MARGIN = 1e-9  # starts are clipped this fraction of (hi − lo) inside t
 _PIN_RTOL = 1e-6  # a free quantity this close to a bound (relative to hi − lo) is pinned
 
 
-def import_nlsq():
-    """Import ``nlsq`` without its import-time side effects on logging."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    import nlsq
-
-    for handler in list(root.handlers):
-        if handler not in before:
-            root.removeHandler(handler)
-    logging.getLogger("nlsq").propagate = False
-    return nlsq
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """The free quantities θ at a point, unweighted residuals (M,), JᵀJ and ½Σr² (weighted)."""

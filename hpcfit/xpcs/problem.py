@@ -295,7 +295,7 @@ class Kernels:
 
     @classmethod
     def build(cls, problem: Problem) -> Kernels:
-        from hpcfit.xpcs.nlsq import import_nlsq
+        from hpcfit.runtime.process import import_nlsq
 
         def evaluate(theta, a, i, j, y, w_points):
             """Unweighted r, Σr_w², J_wᵀr_w and J_wᵀJ_w of one chunk (w = 0: padding)."""

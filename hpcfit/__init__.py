@@ -3,4 +3,4 @@
 Importing the package imports neither JAX nor mpi4py; entry points configure the process first.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

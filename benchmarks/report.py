@@ -40,6 +40,7 @@ BENCHMARKS = (
     "warm_start_peer",
     "plan_vs_run",
     "plan_only",
+    "cmc_calibration",
 )
 DASH = "—"
 
@@ -526,6 +527,65 @@ def _plan_rows(rec: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _calibration_rows(rec: dict[str, Any]) -> list[Row]:
+    s = rec["results"]["summary"]
+    cmc, full = s["cmc"], s["full"]
+    p = rec["params"]
+    bad = {key: s[key]["coverage"]["0.95"]["outside_band"] for key in ("cmc", "full")}
+    ratio = list(s["sd_cmc_over_full"].values())
+    return [
+        (
+            f"calibration, {cmc['n_datasets']} datasets ({p['n_frames']} frames of {p['dt']} s): "
+            "quantities whose 95 % coverage is outside 2 binomial sd; sd_CMC / sd_full range",
+            f"CMC K = {p['n_shards']}: {len(bad['cmc'])} of {len(cmc['names'])}; "
+            f"{min(ratio):.2f}–{max(ratio):.2f}",
+            f"full NUTS: {len(bad['full'])} of {len(full['names'])}",
+            DASH,
+            "0 outside; ratio within 10 %",
+            _met(not bad["cmc"] and all(abs(r - 1.0) <= 0.1 for r in ratio)),
+        )
+    ]
+
+
+def calibration_table(rec: dict[str, Any]) -> list[str]:
+    """Per quantity: coverage of the 68 % and 95 % intervals (± binomial sd), mean sd / σ_k and
+    sd_CMC / sd_full, for CMC and one full NUTS run."""
+    s = rec["results"]["summary"]
+    cmc, full = s["cmc"], s["full"]
+    n = cmc["n_datasets"]
+
+    def cov(block: dict[str, Any], level: str, i: int) -> str:
+        c = block["coverage"][level]
+        return f"{c['fraction'][i]:.2f} ± {c['stderr'][i]:.2f}"
+
+    band = {lv: cmc["coverage"][lv]["band_2sigma"] for lv in ("0.68", "0.95")}
+    lines = [
+        "",
+        f"**CMC calibration** (`cmc_calibration`, {n} noise seeds of one truth): coverage of the "
+        f"central 68 % / 95 % intervals (calibrated: 0.68 ± {band['0.68']:.2f}, "
+        f"0.95 ± {band['0.95']:.2f} at 2 binomial sd), mean sd / σ_k (σ_k: the NLSQ standard "
+        "error) and mean sd_CMC / sd_full.",
+        "",
+        "| quantity | CMC 68 % | CMC 95 % | full 68 % | full 95 % | CMC sd / σ_k | full sd / σ_k "
+        "| sd_CMC / sd_full |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, name in enumerate(cmc["names"]):
+        cells = [
+            name,
+            cov(cmc, "0.68", i),
+            cov(cmc, "0.95", i),
+            cov(full, "0.68", i),
+            cov(full, "0.95", i),
+            f"{cmc['sd_over_sigma_k'][i]:.2f}",
+            f"{full['sd_over_sigma_k'][i]:.2f}",
+            f"{s['sd_cmc_over_full'][name]:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "![coverage of the truth, CMC and full NUTS](img/cmc_calibration.png)"]
+    return lines
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "model_cost": _model_rows,
     "nlsq_warm_start": _nlsq_rows,
@@ -539,6 +599,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "warm_start_peer": _warm_start_peer_rows,
     "plan_vs_run": _plan_rows,
     "plan_only": _plan_rows,
+    "cmc_calibration": _calibration_rows,
 }
 
 
@@ -616,6 +677,8 @@ def render(records: dict[str, dict[str, Any]]) -> str:
     for name in BENCHMARKS:
         if name in records:
             lines += ["| " + " | ".join(row) + " |" for row in RENDERERS[name](records[name])]
+    if "cmc_calibration" in records:
+        lines += calibration_table(records["cmc_calibration"])
     notes = _peer_notes(records)
     if notes:
         lines += ["", *notes]

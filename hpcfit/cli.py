@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hpcfit.errors import ConfigError, InputError
+from hpcfit.status import EXIT_INTERNAL
 
-EXIT_INTERNAL = 70
 _NO_PREVALIDATION_FLAGS = {
     "--help",
     "-h",
@@ -290,7 +290,7 @@ def _run_task(cfg, comm: Any) -> None:
         traceback.print_exc()
         if comm is None or comm.rank == 0:
             RunRecord(run_dir, resolved, seeds={}).finish(
-                "error", EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
+                "internal_error", EXIT_INTERNAL, f"{type(exc).__name__}: {exc}"
             )
         raise SystemExit(EXIT_INTERNAL) from None
     if code:

@@ -18,12 +18,12 @@ import numpy as np
 
 from hpcfit.cmc.diagnostics import Gates, apply_gates, shard_diagnostics
 from hpcfit.cmc.nuts import NutsSettings, attempt_settings, run_attempt
+from hpcfit.status import EXIT_OK, EXIT_WORK_FAILED
 
 log = logging.getLogger("hpcfit")
 
 POLICIES = ("retry", "exclude", "abort")
 STATUSES = ("ok", "excluded", "failed")
-EXIT_SHARD_FAILURE = 3  # abort, or too many shards excluded
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def exclusion_report(
         "prior_exponent": len(used) / n_shards,
         "fatal": bool(fatal_reason),
         "fatal_reason": fatal_reason,
-        "exit_code": EXIT_SHARD_FAILURE if fatal_reason else 0,
+        "exit_code": EXIT_WORK_FAILED if fatal_reason else EXIT_OK,
     }
 
 

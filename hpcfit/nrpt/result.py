@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from hpcfit.status import EXIT_INTERNAL, EXIT_OK, EXIT_WORK_FAILED
+
 STATUS_OK = "ok"
 STATUS_NONFINITE = "non_finite_energy"
 STATUS_ERROR = "internal_error"
-EXIT_CODES = {STATUS_OK: 0, STATUS_NONFINITE: 3, STATUS_ERROR: 70}
+EXIT_CODES = {STATUS_OK: EXIT_OK, STATUS_NONFINITE: EXIT_WORK_FAILED, STATUS_ERROR: EXIT_INTERNAL}
 
 
 def _nan() -> float:

@@ -272,7 +272,7 @@ def run(
                 kuramoto_out.write_outputs(run_dir, cfg, gathered, *network(k))
             except Exception as exc:
                 traceback.print_exc()
-                status = Status(EXIT_INTERNAL, "error", f"{type(exc).__name__}: {exc}")
+                status = Status(EXIT_INTERNAL, "internal_error", f"{type(exc).__name__}: {exc}")
                 record.finish(status.state, status.code, status.message)
             else:
                 status = Status(EXIT_OK, "ok")

@@ -1,10 +1,6 @@
-"""What every pipeline shares: exit codes, the status record rank 0 broadcasts, the guard that
-turns a rank-0 stage's exception into a status, and the per-rank log file.
-
-A decision that ends a job is a :class:`Status` broadcast by rank 0, so every rank leaves with
-the same exit code and no rank raises inside a collective.
-Exit codes: 0 ok; 2 config/data error; 3 work failed (shards, a non-finite replica);
-4 XPCS warm start unusable while required; 70 internal error.
+"""What every pipeline shares: ending a job with a :class:`~hpcfit.status.Status` (the exit
+codes and ``run.json`` states are those of :mod:`hpcfit.status`), the guard that turns a rank-0
+stage's exception into a status, and the per-rank log file.
 """
 
 from __future__ import annotations
@@ -13,32 +9,27 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpcfit.errors import AdviceWarning, InputError
 from hpcfit.io.run_record import RunRecord
+from hpcfit.status import (  # noqa: F401  (the pipelines' names for them)
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_WARM_START,
+    EXIT_WORK_FAILED,
+    Status,
+)
 
 log = logging.getLogger("hpcfit")
-
-EXIT_OK, EXIT_INPUT, EXIT_SHARDS, EXIT_WARM_START, EXIT_INTERNAL = 0, 2, 3, 4, 70
-
-
-@dataclass(frozen=True)
-class Status:
-    """A decision rank 0 broadcasts: continue (``final`` False) or end every rank with ``code``."""
-
-    code: int
-    state: str
-    message: str | None = None
-    final: bool = True
 
 
 def fail(record: RunRecord | None, code: int, message: str, state: str | None = None) -> Status:
     """Rank 0: end the job with ``code``. Input errors print one ``hpcfit: error: …`` line,
     others are logged; ``run.json`` records state, code and message (``record`` None: no record)."""
-    state = state or ("failed" if code == EXIT_INPUT else "error")
+    state = state or ("failed" if code == EXIT_INPUT else "internal_error")
     if code == EXIT_INPUT:
         sys.stderr.write(f"hpcfit: error: {message}\n")
         sys.stderr.flush()
@@ -73,8 +64,8 @@ def guarded(record: RunRecord, stage: Callable[[], Any]) -> tuple[Any, Status]:
         sys.stderr.flush()
         message = f"{type(exc).__name__}: {exc}"
         log.error("rank 0: internal error: %s", message)
-        record.finish("error", EXIT_INTERNAL, message)
-        return None, Status(EXIT_INTERNAL, "error", message)
+        record.finish("internal_error", EXIT_INTERNAL, message)
+        return None, Status(EXIT_INTERNAL, "internal_error", message)
     if isinstance(out, Status):
         return None, out
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Status):

@@ -30,8 +30,8 @@ from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, w
 from hpcfit.parallel.comm import Comm, SerialComm
 from hpcfit.pipelines.status import (
     EXIT_OK,
-    EXIT_SHARDS,
     EXIT_WARM_START,
+    EXIT_WORK_FAILED,
     RunLog,
     Status,
     guarded,
@@ -106,13 +106,13 @@ def run(
         def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
             message = f"shard {result.shard_id}: {result.reason} (rank {comm.rank})"
             if root:
-                record.finish("shard_failed", EXIT_SHARDS, message)
+                record.finish("shard_failed", EXIT_WORK_FAILED, message)
             else:
-                mark_ended(run_dir, "shard_failed", EXIT_SHARDS, message)
+                mark_ended(run_dir, "shard_failed", EXIT_WORK_FAILED, message)
 
         def on_timeout(shard_id: int) -> None:
             message = f"shard {shard_id} exceeded cmc.shard_time_limit_s (rank {comm.rank})"
-            mark_ended(run_dir, "shard_failed", EXIT_SHARDS, message)
+            mark_ended(run_dir, "shard_failed", EXIT_WORK_FAILED, message)
 
         with monitor:
             results = sample_owned(
@@ -259,8 +259,8 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
             {"shards": [r.to_json() for r in results], "exclusions": report},
         )
         log.error("CMC stopped: %s", report["fatal_reason"])
-        record.finish("shard_failed", EXIT_SHARDS, report["fatal_reason"])
-        return Status(EXIT_SHARDS, "shard_failed", report["fatal_reason"])
+        record.finish("shard_failed", EXIT_WORK_FAILED, report["fatal_reason"])
+        return Status(EXIT_WORK_FAILED, "shard_failed", report["fatal_reason"])
     used = [r for r in results if r.status == "ok"]
     margin, note = completion_margin(used)
     if note:

@@ -36,5 +36,5 @@ def test_an_exception_on_a_rank_exits_70_naming_the_rank(
     cfg, resolved = compose("workload=nrpt", "nrpt.L=3", "nrpt.n_chains=3", "nrpt.n_rounds=2")
     assert nrpt_job.run(cfg, tmp_path, resolved, SerialComm()) == 70
     record = json.loads((tmp_path / "run.json").read_text())
-    assert record["status"] == "error" and record["exit_code"] == 70
+    assert record["status"] == "internal_error" and record["exit_code"] == 70
     assert record["message"] == "rank 0: FloatingPointError: kernel blew up"

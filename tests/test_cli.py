@@ -120,7 +120,36 @@ DATA_CASES = {
         ["data.q=0.01", "data.q_select=tolerance", "data.q_tolerance=0.001"],
         "q",
     ),
+    "a directory": (lambda tmp: _folder(tmp), [], "is a directory"),
+    "symbolic link loop": (lambda tmp: _link_loop(tmp), [], "symbolic link loop"),
+    "hdf5 named .npz": (lambda tmp: _hdf5_named_npz(tmp), [], "the file is hdf5"),
+    "boolean c2": (
+        lambda tmp: _npz(tmp, c2=generate(SMALL).c2 > 1.0),
+        [],
+        "expected real numeric correlation values, got dtype bool",
+    ),
 }
+
+
+def _folder(tmp: Path) -> Path:
+    path = tmp / "scan_0042.h5"
+    path.mkdir()
+    return path
+
+
+def _link_loop(tmp: Path) -> Path:
+    a, b = tmp / "a.h5", tmp / "b.h5"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    return a
+
+
+def _hdf5_named_npz(tmp: Path) -> Path:
+    path = tmp / "export.npz"
+    data = generate(SMALL)
+    with h5py.File(path, "w") as h5:
+        h5["c2"], h5["q"], h5["phi"] = data.c2, data.q, data.phi
+    return path
 
 
 def _without_time_axis(tmp: Path) -> Path:

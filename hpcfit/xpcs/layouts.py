@@ -53,6 +53,7 @@ __all__ = ["FileIndex", "FlatKeys", "detect_layout", "in_memory", "index_file", 
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 NPZ_SUFFIXES = (".npz",)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of an HDF5 file (superblock at 0)
 SUPPORTED_FORMATS = "HDF5 (.h5, .hdf5, .hdf, .nxs) or NPZ (.npz)"
 
 LAYOUTS = ("aps_u", "aps_legacy", "nexus", "exchange", "flat")
@@ -338,6 +339,17 @@ def index_file(path: str | Path, layout: str = "auto", keys: FlatKeys | None = N
         )
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == HDF5_SIGNATURE and suffix in NPZ_SUFFIXES:
+        raise DataError(
+            f"{path}: the file is HDF5 (its first bytes say so) but named {path.suffix}; "
+            "rename it .h5 (or .hdf5) to read it as HDF5"
+        )
+    if head[:4] == b"PK\x03\x04" and suffix in HDF5_SUFFIXES:
+        raise DataError(
+            f"{path}: the file is an NPZ (zip) archive but named {path.suffix}; rename it .npz"
+        )
     if suffix in NPZ_SUFFIXES:
         return _index_npz(path, layout, keys)
     return _index_hdf5(path, layout, keys)

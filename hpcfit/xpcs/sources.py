@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,19 @@ def require_file(cfg: EmbeddedData | FileData | SyntheticData) -> Path | None:
     if not isinstance(cfg, FileData):
         return None
     path = Path(cfg.path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path}: data.path: is a directory (expected an .h5/.npz file in it)")
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13
+            reason = "a symbolic link loop"
+        except OSError as exc:
+            loop = exc.errno == errno.ELOOP or "loop" in str(exc).lower()
+            reason = "a symbolic link loop" if loop else "a broken link"
+        else:
+            reason = "a broken link"
+        raise DataError(f"{path}: data.path: {reason} (expected an existing .h5/.npz file)")
     if not path.is_file():
         raise DataError(f"{path}: data.path: file not found (expected an existing .h5/.npz)")
     return path

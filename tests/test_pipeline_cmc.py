@@ -233,3 +233,12 @@ def test_unusable_warm_start_stops_before_sampling(tmp_path: Path, monkeypatch) 
     assert run(tmp_path / "cold", "cmc.require_warm_start=false", "cmc.n_shards=2") == 0
     record = json.loads((tmp_path / "cold" / "run.json").read_text())
     assert record["cmc"]["preconditioner"] == "cold"
+
+
+def test_quantities_the_warm_start_does_not_identify_are_named() -> None:
+    from hpcfit.pipelines.xpcs_job import identification_note
+
+    assert identification_note(()) is None
+    note = identification_note(("D0_sample", "alpha_sample"))
+    assert note is not None and note.startswith("CMC: the warm start does not identify D0_sample")
+    assert "prior width" in note and "model.fixed" in note

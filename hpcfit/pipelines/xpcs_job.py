@@ -40,6 +40,19 @@ def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[
     return mad_sigma(data.c2, data.frame_mask), "mad"
 
 
+def identification_note(names: tuple[str, ...]) -> str | None:
+    """The warning for quantities the warm start does not pin down (at a bound, unidentified, or
+    without a finite σ_k): the sampler scales them by their prior width instead."""
+    if not names:
+        return None
+    return (
+        f"CMC: the warm start does not identify {', '.join(names)} (at a bound, unidentified or "
+        "σ_k not finite): NUTS scales them by their prior width, and their posteriors may be "
+        "dominated by the priors; more frames, a longer frame interval or fixing them "
+        "(model.fixed) helps"
+    )
+
+
 def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int) -> None:
     """Shard count and plan, target, preconditioner and the job every rank receives."""
     from hpcfit.cmc.diagnostics import Gates
@@ -77,6 +90,9 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int
             sigma=sigma,
             slot_counts=np.bincount(pooled.a, minlength=p.data.n_phi),
         )
+        note = identification_note(precond.fallback)
+        if note:
+            log.warning("%s", note)
     else:
         log.warning("CMC runs cold: preconditioner from the configured start values")
         precond = cold_start_preconditioner(sampled, p.space, sigma, k)
@@ -118,6 +134,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int
             "sigma": sigma.tolist(),
             "sigma_source": sigma_source,
             "preconditioner": precond.source,
+            "not_identified_by_warm_start": list(precond.fallback) if p.warm else [],
             "owners": job.owners(n_ranks),
         },
     )

@@ -4,7 +4,8 @@ Rank 0 builds a :class:`ShardJob` (everything a rank needs, a few kB) and the po
 :func:`distribute` broadcasts the job and sends each rank the points of its shards with
 buffer-based ``Scatterv``. :func:`sample_owned` runs the owned shards in increasing id under the
 failure policy, reusing matching checkpoints and writing new ones atomically;
-:func:`gather_results` returns every :class:`ShardResult` to rank 0 in shard-id order.
+:func:`gather_results` returns every :class:`ShardResult` to rank 0 and :func:`in_shard_order`
+puts them in shard-id order.
 
 A shard computes the same on any rank: its points, keys (fold_in(seed, s)), settings and
 compiled program depend on the shard id only, so the combined result does not depend on R.
@@ -312,13 +313,16 @@ def _flush_logs() -> None:
         handler.flush()
 
 
-def gather_results(comm: Comm, results: list[ShardResult], n_shards: int) -> list[ShardResult]:
-    """Every rank's results on rank 0, sorted by id; each id 0…K−1 exactly once ([] off rank
-    0). Only rank 0 checks; a missing or duplicate id is an internal error there."""
-    gathered = comm.gather(results)
-    if comm.rank != 0:
-        return []
-    flat = sorted((r for part in gathered or [] for r in part), key=lambda r: r.shard_id)
+def gather_results(comm: Comm, results: list[ShardResult]) -> list[list[ShardResult]]:
+    """Every rank's results on rank 0, one list per rank ([] off rank 0); a collective that
+    never raises. :func:`in_shard_order` checks and orders them."""
+    return comm.gather(results) or []
+
+
+def in_shard_order(gathered: list[list[ShardResult]], n_shards: int) -> list[ShardResult]:
+    """The gathered results sorted by id; each id 0…K−1 exactly once, else RuntimeError (an
+    internal error)."""
+    flat = sorted((r for part in gathered for r in part), key=lambda r: r.shard_id)
     ids = [r.shard_id for r in flat]
     if ids != list(range(n_shards)):
         raise RuntimeError(f"gathered shard ids {ids}, expected 0..{n_shards - 1} once each")

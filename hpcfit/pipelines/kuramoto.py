@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,12 @@ import numpy as np
 
 from hpcfit import __version__
 from hpcfit.config import Config, KuramotoConfig, KuramotoOmega, KuramotoRecord, as_plain
-from hpcfit.errors import ConfigError, InputError
+from hpcfit.errors import ConfigError
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.balance import load_balance
-from hpcfit.parallel.comm import Comm, SerialComm
-from hpcfit.pipelines.status import (
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    RunLog,
-    Status,
-    rank_errors_status,
-)
+from hpcfit.parallel.comm import Comm
+from hpcfit.pipelines.runner import Job, run_job
+from hpcfit.status import EXIT_OK, Status
 
 log = logging.getLogger("hpcfit")
 
@@ -229,57 +222,42 @@ def run(
     facts: dict[str, Any] | None = None,
 ) -> int:
     """Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""
+    seeds = {"kuramoto.seed": cfg.kuramoto.seed}
+    return run_job(run_dir, resolved, comm, facts, seeds, lambda job: _outline(cfg, job))
+
+
+def _outline(cfg: Config, job: Job) -> int:
+    """Simulate each rank's members, gather them, write the outputs on rank 0."""
     from hpcfit.io import kuramoto_out
 
-    comm = comm or SerialComm()
-    root = comm.rank == 0
     k = cfg.kuramoto
-    record = RunRecord(run_dir, resolved, seeds={"kuramoto.seed": k.seed}) if root else None
-    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
-    try:
-        if root:
-            assert record is not None
-            record.set(**(facts or {}))
-            record.start(comm.size)
-            log.info(
-                "kuramoto: N=%d, %d members, %d steps of dt=%g on %d ranks",
-                k.n_oscillators,
-                k.n_members,
-                k.n_steps,
-                k.dt,
-                comm.size,
-            )
-        block, error = None, None
-        try:
-            chunk_dir = run_dir / "kuramoto" / "chunks"
-            block = simulate_block(cfg, comm.rank, comm.size, chunk_dir, fingerprint_of(cfg))
-        except InputError as exc:  # the same on every rank (config or device)
-            error = (EXIT_INPUT, " ".join(str(exc).split()))
-        except Exception as exc:  # becomes a status; never raised inside a collective
-            traceback.print_exc()
-            error = (EXIT_INTERNAL, f"rank {comm.rank}: {type(exc).__name__}: {exc}")
-        errors = comm.gather(error)
-        status = None
-        if root:
-            status = rank_errors_status(errors, record)
-        status = comm.bcast(status)
-        if status is not None:
-            return status.code
-        assert block is not None
-        gathered = kuramoto_out.gather(comm, block, k, run_dir)
-        if root:
-            try:
-                kuramoto_out.write_outputs(run_dir, cfg, gathered, *network(k))
-            except Exception as exc:
-                traceback.print_exc()
-                status = Status(EXIT_INTERNAL, "internal_error", f"{type(exc).__name__}: {exc}")
-                record.finish(status.state, status.code, status.message)
-            else:
-                status = Status(EXIT_OK, "ok")
-                record.set(kuramoto=gathered.summary)
-                record.finish("ok", EXIT_OK)
-                log.info("run directory: %s (exit 0)", run_dir)
-        status = comm.bcast(status)
+    comm = job.comm
+    if job.root:
+        log.info(
+            "kuramoto: N=%d, %d members, %d steps of dt=%g on %d ranks",
+            k.n_oscillators,
+            k.n_members,
+            k.n_steps,
+            k.dt,
+            comm.size,
+        )
+    chunk_dir = job.run_dir / "kuramoto" / "chunks"
+    block, status = job.on_every_rank(
+        lambda: simulate_block(cfg, comm.rank, comm.size, chunk_dir, fingerprint_of(cfg))
+    )
+    if status.final:
         return status.code
-    finally:
-        run_log.close()
+    gathered = kuramoto_out.gather(comm, block, k, job.run_dir)
+    _, status = job.on_root(lambda record: _write(cfg, job.run_dir, record, gathered))
+    return status.code
+
+
+def _write(cfg: Config, run_dir: Path, record: RunRecord, gathered: Any) -> Status:
+    """Rank 0: the output files and the run record's final state."""
+    from hpcfit.io import kuramoto_out
+
+    kuramoto_out.write_outputs(run_dir, cfg, gathered, *network(cfg.kuramoto))
+    record.set(kuramoto=gathered.summary)
+    record.finish("ok", EXIT_OK)
+    log.info("run directory: %s (exit 0)", run_dir)
+    return Status(EXIT_OK, "ok")

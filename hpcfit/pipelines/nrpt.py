@@ -14,23 +14,16 @@ message names replica, chain and first scan); 70 internal error.
 from __future__ import annotations
 
 import logging
-import traceback
 from pathlib import Path
 from typing import Any
 
 from hpcfit.config import Config, NrptConfig, NrptModel
-from hpcfit.errors import ConfigError, InputError
+from hpcfit.errors import ConfigError
 from hpcfit.io.run_record import RunRecord
-from hpcfit.parallel.comm import Comm, SerialComm
-from hpcfit.pipelines.status import (
-    EXIT_INPUT,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    RunLog,
-    Status,
-    fail,
-    rank_errors_status,
-)
+from hpcfit.parallel.comm import Comm
+from hpcfit.pipelines.runner import Job, run_job
+from hpcfit.pipelines.status import fail
+from hpcfit.status import EXIT_OK, Status
 
 log = logging.getLogger("hpcfit")
 
@@ -76,81 +69,61 @@ def run(
     facts: dict[str, Any] | None = None,
 ) -> int:
     """Run NRPT on every rank of ``comm``; rank 0 writes ``nrpt/``. Returns the exit code."""
+    seeds = {"nrpt.seed": cfg.nrpt.seed}
+    return run_job(run_dir, resolved, comm, facts, seeds, lambda job: _outline(cfg, job))
+
+
+def _outline(cfg: Config, job: Job) -> int:
+    """Rank 0 reads the model and every rank gets it; the ranks run NRPT together; rank 0
+    records the outcome and writes the outputs."""
     from hpcfit import nrpt
 
-    comm = comm or SerialComm()
-    root = comm.rank == 0
-    n = cfg.nrpt
-    record = RunRecord(run_dir, resolved, seeds={"nrpt.seed": n.seed}) if root else None
-    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
-    try:
-        model, status = None, None
-        if root:
-            assert record is not None
-            record.set(**(facts or {}))
-            record.start(comm.size)
-            try:
-                model = build_model(n)
-            except InputError as exc:
-                status = fail(record, EXIT_INPUT, " ".join(str(exc).split()))
-        status, model = comm.bcast((status, model))
-        if status is not None:
-            return status.code
-        if root:
-            log.info(
-                "nrpt: %d spins, %d edges, %d chains, %d rounds, n_expl=%d on %d ranks",
-                model.n,
-                len(model.J),
-                n.n_chains,
-                n.n_rounds,
-                n.n_expl,
-                comm.size,
-            )
-        result, error = None, None
-        try:
-            target = nrpt.IsingTarget(model)
-            dev = resolve_rank_device(cfg, target.n_free, comm.size)
-            result = nrpt.run(
-                target,
-                n_chains=n.n_chains,
-                n_rounds=n.n_rounds,
-                n_expl=n.n_expl,
-                seed=n.seed,
-                target_acceptance=n.target_acceptance,
-                schedule=None if n.schedule is None else list(n.schedule),
-                comm=comm if comm.size > 1 else None,
-                device=dev,
-                on_round=(lambda info: log.info("%s", progress_line(info))) if root else None,
-                checkpoint_dir=run_dir / "nrpt" / "checkpoints",
-            )
-        except InputError as exc:  # the same on every rank (device, config)
-            error = (EXIT_INPUT, " ".join(str(exc).split()))
-        except Exception as exc:  # becomes a status; never raised inside a collective
-            traceback.print_exc()
-            error = (EXIT_INTERNAL, f"rank {comm.rank}: {type(exc).__name__}: {exc}")
-        errors = comm.gather(error)
-        if root:
-            status = rank_errors_status(errors, record)
-            if status is None and not result.ok:  # 3: a non-finite energy (replica, scan), 70
-                message = result.message or str(result.failure)
-                status = fail(record, result.exit_code, message, result.status)
-            elif status is None:
-                status = _write(record, run_dir, result)
-        status = comm.bcast(status)
+    n, comm = cfg.nrpt, job.comm
+    model, status = job.on_root(lambda _: build_model(n), share=True)
+    if status.final:
         return status.code
-    finally:
-        run_log.close()
+    if job.root:
+        log.info(
+            "nrpt: %d spins, %d edges, %d chains, %d rounds, n_expl=%d on %d ranks",
+            model.n,
+            len(model.J),
+            n.n_chains,
+            n.n_rounds,
+            n.n_expl,
+            comm.size,
+        )
+
+    def sample() -> Any:
+        target = nrpt.IsingTarget(model)
+        return nrpt.run(
+            target,
+            n_chains=n.n_chains,
+            n_rounds=n.n_rounds,
+            n_expl=n.n_expl,
+            seed=n.seed,
+            target_acceptance=n.target_acceptance,
+            schedule=None if n.schedule is None else list(n.schedule),
+            comm=comm if comm.size > 1 else None,
+            device=resolve_rank_device(cfg, target.n_free, comm.size),
+            on_round=(lambda info: log.info("%s", progress_line(info))) if job.root else None,
+            checkpoint_dir=job.run_dir / "nrpt" / "checkpoints",
+        )
+
+    result, status = job.on_every_rank(sample)
+    if status.final:
+        return status.code
+    _, status = job.on_root(lambda record: _finish(record, job.run_dir, result))
+    return status.code
 
 
-def _write(record: RunRecord, run_dir: Path, result: Any) -> Status:
-    """Rank 0: the output files and the run record."""
+def _finish(record: RunRecord, run_dir: Path, result: Any) -> Status:
+    """Rank 0: a non-finite energy (exit 3) or an error while closing a round (70) ends the
+    run with its state; otherwise the output files and the run record."""
     from hpcfit.nrpt import write_outputs
 
-    try:
-        write_outputs(result, run_dir)
-    except Exception as exc:
-        traceback.print_exc()
-        return fail(record, EXIT_INTERNAL, f"{type(exc).__name__}: {exc}")
+    if not result.ok:
+        return fail(record, result.exit_code, result.message or str(result.failure), result.status)
+    write_outputs(result, run_dir)
     record.set(
         nrpt={
             "Lambda": result.Lambda,

@@ -27,18 +27,12 @@ from hpcfit.io.atomic import write_json
 from hpcfit.io.run_dir import mark_ended
 from hpcfit.io.run_record import RunRecord
 from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
-from hpcfit.parallel.comm import Comm, SerialComm
-from hpcfit.pipelines.status import (
-    EXIT_OK,
-    EXIT_WARM_START,
-    EXIT_WORK_FAILED,
-    RunLog,
-    Status,
-    guarded,
-)
+from hpcfit.parallel.comm import Comm
+from hpcfit.pipelines.runner import Job, run_job
 from hpcfit.pipelines.xpcs_job import plan_cmc
 from hpcfit.records import NLSQResult
 from hpcfit.runtime import memory
+from hpcfit.status import EXIT_OK, EXIT_WARM_START, EXIT_WORK_FAILED, Status
 from hpcfit.xpcs.dataset import XpcsData
 
 log = logging.getLogger("hpcfit")
@@ -74,67 +68,56 @@ def run(
 
     ``facts`` (rank 0) are recorded in ``run.json`` (e.g. each rank's CPU affinity).
     """
-    comm = comm or SerialComm()
-    root = comm.rank == 0
-    record = RunRecord(run_dir, resolved, seeds=seeds_of(cfg)) if root else None
-    run_log = RunLog(run_dir / f"rank-{comm.rank}.log")
-    try:
-        prepared, status = None, None
-        if root:
-            assert record is not None
-            record.set(**(facts or {}))
-            record.start(comm.size)
-            prepared, status = guarded(record, lambda: prepare(cfg, run_dir, record, comm.size))
-        status = comm.bcast(status)
-        if status.final:
-            return status.code
-        from hpcfit.cmc.driver import distribute, gather_results, sample_owned
-        from hpcfit.cmc.progress import Progress, ProgressMonitor
+    return run_job(run_dir, resolved, comm, facts, seeds_of(cfg), lambda job: _outline(cfg, job))
 
-        job, shards = distribute(
-            comm,
-            prepared.job if root else None,
-            prepared.pooled if root else None,
-            prepared.plan if root else None,
-        )
-        if root:
-            prepared.release_data()
-        progress = Progress(job.n_shards, comm.size) if root else None
-        others = job.n_shards - len(shards) if root else 0
-        monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
 
-        def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
-            message = f"shard {result.shard_id}: {result.reason} (rank {comm.rank})"
-            if root:
-                record.finish("shard_failed", EXIT_WORK_FAILED, message)
-            else:
-                mark_ended(run_dir, "shard_failed", EXIT_WORK_FAILED, message)
+def _outline(cfg: Config, job: Job) -> int:
+    """Rank 0 loads, warm-starts and plans; the shards are scattered, sampled where they are
+    owned (checkpointed) and gathered; rank 0 combines them and writes the results."""
+    from hpcfit.cmc.driver import distribute, gather_results, in_shard_order, sample_owned
+    from hpcfit.cmc.progress import Progress, ProgressMonitor
 
-        def on_timeout(shard_id: int) -> None:
-            message = f"shard {shard_id} exceeded cmc.shard_time_limit_s (rank {comm.rank})"
+    comm, root, run_dir, record = job.comm, job.root, job.run_dir, job.record
+    prepared, status = job.on_root(lambda rec: prepare(cfg, run_dir, rec, comm.size))
+    if status.final:
+        return status.code
+    job_spec, shards = distribute(
+        comm,
+        prepared.job if root else None,
+        prepared.pooled if root else None,
+        prepared.plan if root else None,
+    )
+    if root:
+        prepared.release_data()
+    progress = Progress(job_spec.n_shards, comm.size) if root else None
+    others = job_spec.n_shards - len(shards) if root else 0
+    monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
+
+    def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
+        message = f"shard {result.shard_id}: {result.reason} (rank {comm.rank})"
+        if record is not None:
+            record.finish("shard_failed", EXIT_WORK_FAILED, message)
+        else:
             mark_ended(run_dir, "shard_failed", EXIT_WORK_FAILED, message)
 
-        with monitor:
-            results = sample_owned(
-                comm, job, shards, progress=progress, on_abort=on_abort, on_timeout=on_timeout
-            )
-            status = None
-            if root:
-                gathered, status = guarded(
-                    record, lambda: gather_results(comm, results, job.n_shards)
-                )
-            else:
-                gather_results(comm, results, job.n_shards)
-        peaks = comm.gather(round(memory.peak_mb(), 1))
-        if root:
-            record.set(peak_rss_mb=peaks)
-            log.info("peak RSS per rank (MB): %s", peaks)
-        if root and status.code == EXIT_OK:
-            _, status = guarded(record, lambda: finish(cfg, run_dir, record, prepared, gathered))
-        status = comm.bcast(status)
-        return status.code
-    finally:
-        run_log.close()
+    def on_timeout(shard_id: int) -> None:
+        message = f"shard {shard_id} exceeded cmc.shard_time_limit_s (rank {comm.rank})"
+        mark_ended(run_dir, "shard_failed", EXIT_WORK_FAILED, message)
+
+    with monitor:
+        results = sample_owned(
+            comm, job_spec, shards, progress=progress, on_abort=on_abort, on_timeout=on_timeout
+        )
+        gathered = gather_results(comm, results)
+    peaks = comm.gather(round(memory.peak_mb(), 1))
+    if root:
+        record.set(peak_rss_mb=peaks)
+        log.info("peak RSS per rank (MB): %s", peaks)
+    n_shards = job_spec.n_shards
+    _, status = job.on_root(
+        lambda rec: finish(cfg, run_dir, rec, prepared, in_shard_order(gathered, n_shards))
+    )
+    return status.code
 
 
 # --------------------------------------------------------------------------- rank 0: prepare

@@ -58,25 +58,18 @@ def _temporary(path: Path) -> tuple[int, Path]:
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Create ``path`` atomically from ``write(fileobj)``; a crash leaves the old file intact."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = _temporary(path)
-        with os.fdopen(fd, "wb") as fh:
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise (no_room(path, exc) or exc) from None
-    return path
+
+    return write_atomic_path(path, fill)
 
 
 def write_atomic_path(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Create ``path`` atomically from ``write(tmp_path)``, for writers that need a file name
-    (HDF5, netCDF); otherwise as :func:`write_atomic`."""
+    """Create ``path`` atomically from ``write(tmp_path)`` (a temporary file in the same
+    folder, filled, fsynced, then moved over ``path``), for writers that need a file name (HDF5,
+    netCDF); on any error the temporary is removed and ``path`` left as it was."""
     path = Path(path)
     tmp = None
     try:

@@ -561,7 +561,8 @@ def calibration_table(rec: dict[str, Any]) -> list[str]:
     band = {lv: cmc["coverage"][lv]["band_2sigma"] for lv in ("0.68", "0.95")}
     lines = [
         "",
-        f"**CMC calibration** (`cmc_calibration`, {n} noise seeds of one truth): coverage of the "
+        f"**CMC calibration** (`cmc_calibration`, {n} noise seeds of one truth for CMC, "
+        f"{full['n_datasets']} for full NUTS): coverage of the "
         f"central 68 % / 95 % intervals (calibrated: 0.68 ± {band['0.68']:.2f}, "
         f"0.95 ± {band['0.95']:.2f} at 2 binomial sd), mean sd / σ_k (σ_k: the NLSQ standard "
         "error) and mean sd_CMC / sd_full.",

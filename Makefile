@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/nrpt_bench.py --scale-sizes 16 48
 	$(PY) benchmarks/device_crossover.py
 	$(PY) benchmarks/real_file_io.py
+	$(PY) benchmarks/cmc_calibration.py
 	$(PY) benchmarks/report.py --write
 
 clean:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +57,16 @@ def test_a_refused_write_keeps_the_old_file(tmp_path: Path, writer: str) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:  # writes past ``limit`` bytes fail with EFBIG instead of a signal
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+def _under_file_size_limit(limit: int, argv: list[str]) -> list[str]:
+    """``argv`` run by a small Python that first limits file sizes to ``limit`` bytes (writes
+    past it fail with EFBIG: SIGXFSZ is ignored, which exec keeps) and then execs it; no
+    ``preexec_fn``, so the test process (which has JAX threads) never forks Python code."""
+    setup = (
+        "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", setup, *argv]
 
 
 @pytest.mark.timeout(300)
@@ -74,8 +76,8 @@ def test_an_output_without_room_exits_2_with_one_line(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "hpcfit", "data=synthetic", "data.n_frames=30",
             "cmc.enabled=false", "hydra.run.dir=out"]  # fmt: skip
     env = {**os.environ, "HPCFIT_RUN_ID": "room"}
-    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=280, preexec_fn=_file_size_limit(40_000))  # fmt: skip
+    proc = subprocess.run(_under_file_size_limit(40_000, argv), cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=280)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -3,7 +3,8 @@
 The node has the machine's 2 CPUs: CMC jobs run 2 ranks bound to one core each
 (``--ntasks=2 --cpus-per-task=1``) with 2 chains per rank (``cmc.num_chains=2`` after the script
 name overrides the script's chains = ``--cpus-per-task``), on the tiny CMC problem of
-``helpers.TINY_CMC``. Command-line options override the scripts' ``#SBATCH`` lines.
+``helpers.TINY_CMC`` with 60 frames in 16 shards (``CMC_JOB``). Command-line options override the
+scripts' ``#SBATCH`` lines.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 CPU = str(REPO / "slurm" / "cpu.sbatch")
 SWEEP = str(REPO / "slurm" / "sweep_array.sbatch")
 TWO_RANKS = ("--ntasks=2", "--cpus-per-task=1", "--time=15")
+# 16 shards of ~220 points: a rank compiles its sampler once and then runs 8 shards of about a
+# second each, so a signal sent when the first checkpoint appears lands mid-run
+CMC_JOB = (*TINY_CMC, "cmc.num_chains=2", "data.n_frames=60", "cmc.n_shards=16")
 JOB_TIMEOUT = 420  # s: a 2-rank tiny CMC job takes 35-90 s on a (loaded) 2-core machine
 
 
@@ -37,7 +41,7 @@ def run_record(run_dir: Path) -> dict:
 def cmc_job(slurm_cluster, tmp_path_factory) -> tuple[Path, str]:
     """slurm/cpu.sbatch, 2 ranks, run to completion: (submit dir, job id)."""
     cwd = tmp_path_factory.mktemp("cpu-job")
-    job = slurm_cluster.sbatch(*TWO_RANKS, CPU, *TINY_CMC, "cmc.num_chains=2", cwd=cwd)
+    job = slurm_cluster.sbatch(*TWO_RANKS, CPU, *CMC_JOB, cwd=cwd)
     slurm_cluster.assert_completed(job, JOB_TIMEOUT)
     return cwd, job
 
@@ -66,7 +70,7 @@ def test_usr1_requeues_and_the_job_resumes_bitwise(slurm_cluster, cmc_job, tmp_p
     ref_cwd, ref_job = cmc_job
     # no grace: ranks that ignore USR1 (MPICH installs its own handler) get SIGTERM at once
     job = slurm_cluster.sbatch(
-        *TWO_RANKS, CPU, *TINY_CMC, "cmc.num_chains=2", cwd=tmp_path, env={"HPCFIT_USR1_GRACE": "0"}
+        *TWO_RANKS, CPU, *CMC_JOB, cwd=tmp_path, env={"HPCFIT_USR1_GRACE": "0"}
     )
     run_dir = tmp_path / "runs" / job
     shards = run_dir / "cmc" / "shards"
@@ -85,7 +89,7 @@ def test_usr1_requeues_and_the_job_resumes_bitwise(slurm_cluster, cmc_job, tmp_p
 
     # between the two starts: every checkpoint present is complete and readable
     done = sorted(int(p.stem.split("_")[1]) for p in shards.glob("shard_*.json"))
-    assert 1 <= len(done) < 4, f"checkpoints {done}: not interrupted mid-run"
+    assert 1 <= len(done) < 16, f"checkpoints {done}: not interrupted mid-run"
     for shard_id in done:
         fp = json.loads((shards / f"shard_{shard_id:05d}.json").read_text())["fingerprint"]
         result, reason = load_shard(shards, shard_id, fp)

@@ -26,6 +26,7 @@ from typing import Any
 
 TIME_MARGIN = 1.5
 MEMORY_MARGIN = 1.25
+N_EXTRA_FIELDS = 4  # NUTS fields kept per draw: hpcfit.cmc.nuts.EXTRA_FIELDS (not imported: JAX)
 BYTES_PER_POINT = 64  # a shard point on a rank: a, i, j, y as received, then as JAX arrays with σ
 
 
@@ -68,7 +69,7 @@ def draws_mb(n_shards: int, num_chains: int, num_samples: int, n_quantities: int
     """Memory of the kept draws of ``n_shards`` shards, in MB: u and θ of every quantity and
     the four NUTS fields per draw in float64, held twice (the results and rank 0's gathered
     copy)."""
-    values = num_chains * num_samples * (2 * n_quantities + len(("div", "acc", "steps", "energy")))
+    values = num_chains * num_samples * (2 * n_quantities + N_EXTRA_FIELDS)
     return 2.0 * n_shards * values * 8.0 / 2**20
 
 

@@ -112,3 +112,12 @@ def test_plan_only_sizes_the_job_for_the_requested_ranks_without_sampling(tmp_pa
     assert "data.n_frames=40" in est["sbatch"] and "plan_only" not in est["sbatch"]
     assert est["sbatch"] in proc.stdout + proc.stderr
     assert not (out / "cmc" / "shards").exists() and not (out / "results.h5").exists()
+
+
+def test_draws_memory_counts_every_kept_nuts_field() -> None:
+    from hpcfit.cmc.nuts import EXTRA_FIELDS
+    from hpcfit.cmc.sizing import N_EXTRA_FIELDS, draws_mb
+
+    assert N_EXTRA_FIELDS == len(EXTRA_FIELDS)
+    # 2 shards × 4 chains × 1000 draws × (2·16 + 4) float64 values, held twice
+    assert draws_mb(2, 4, 1000, 16) == pytest.approx(2 * 2 * 4 * 1000 * 36 * 8 / 2**20)

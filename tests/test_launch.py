@@ -111,9 +111,14 @@ def test_unfinished_work_reads_only_the_last_run_of_a_log(tmp_path: Path) -> Non
     assert unfinished_work(tmp_path) == ["rank 1 started shard 5 attempt 0 and did not finish it"]
 
 
+# Later shards of a rank compile nothing, so the tiny job's shard would take 0.1 s: 8000 draws
+# make each take several seconds, long enough to kill a rank inside one.
+LAUNCH_JOB = (*TINY_CMC, "cmc.num_samples=8000")
+
+
 def hpcfit(run_dir: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "hpcfit", *TINY_CMC, *args, f"hydra.run.dir={run_dir}"]
+    argv = [sys.executable, "-m", "hpcfit", *LAUNCH_JOB, *args, f"hydra.run.dir={run_dir}"]
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -166,7 +171,7 @@ def assert_same_draws(run_dir: Path, reference: Path) -> None:
 @pytest.mark.slow
 def test_rank_mode_under_mpiexec_matches_one_process(tmp_path: Path, reference: Path) -> None:
     mpiexec = Path(sys.executable).parent / "mpiexec"
-    argv = [str(mpiexec), "-n", "2", sys.executable, "-m", "hpcfit", *TINY_CMC]
+    argv = [str(mpiexec), "-n", "2", sys.executable, "-m", "hpcfit", *LAUNCH_JOB]
     run_dir = tmp_path / "ranks"
     proc = subprocess.run(
         [*argv, f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=500
@@ -201,6 +206,7 @@ def test_killed_rank_ends_the_job_promptly_and_a_rerun_resumes(
         assert pid is not None, "no worker process with PMI_RANK=1 found"
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
+        assert "end shard 3" not in (run_dir / "rank-1.log").read_text(), "killed too late"
         out, _ = job.communicate(timeout=120)
         elapsed = time.monotonic() - killed_at
     finally:

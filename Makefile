@@ -64,7 +64,8 @@ test-mpi: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hpcfit tests benchmarks
 	$(VENV)/bin/ruff format --check hpcfit tests benchmarks
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_import_cycles.py
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/model_cost.py

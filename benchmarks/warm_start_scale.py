@@ -107,9 +107,9 @@ def fit_size(n_frames: int, seeds: list[int], peer_seeds: int = 0) -> dict[str, 
     configure()
     import numpy as np
 
+    from hpcfit.io.sources import load_configured
     from hpcfit.xpcs.coarse import fit_warm_start
     from hpcfit.xpcs.nlsq import chi2_band
-    from hpcfit.xpcs.sources import load_configured
 
     peer, peer_reason = None, None
     if peer_seeds:

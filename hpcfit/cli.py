@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hpcfit.errors import ConfigError, InputError
 from hpcfit.status import EXIT_INTERNAL
@@ -267,7 +267,7 @@ def _run_task(cfg, comm: Any) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if comm is not None and _RANK_COMM is None:  # joined in _join_world: rank 0's directory
         run_dir = Path(comm.bcast(str(run_dir) if comm.rank == 0 else None))
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     try:
         if comm is None:
             from hpcfit.launch import launch

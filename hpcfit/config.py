@@ -9,7 +9,7 @@ out-of-range values, naming the key. No JAX import here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,14 @@ from hpcfit.config_workloads import (  # noqa: F401  (part of the schema's publi
 )
 from hpcfit.errors import ConfigError
 from hpcfit.xpcs.file_index import FlatKeys
-
-
-class Scaling(Enum):
-    profile = "profile"  # variable projection of contrast/offset per slot
-    fit = "fit"  # contrast/offset as ordinary unknowns
-
-
-class Loss(Enum):
-    linear = "linear"
-    soft_l1 = "soft_l1"
-
-
-class XScale(Enum):
-    prior_sd = "prior_sd"
-    jac = "jac"
+from hpcfit.xpcs.settings import (  # noqa: F401  (part of the schema's public names)
+    CoarseConfig,
+    Loss,
+    MultistartConfig,
+    NlsqConfig,
+    Scaling,
+    XScale,
+)
 
 
 class Layout(Enum):
@@ -163,42 +156,6 @@ class ModelConfig:
             )
         except ValueError as exc:
             raise ConfigError(f"model.{exc}") from None
-
-
-@dataclass(frozen=True)
-class CoarseConfig:
-    """Coarse stage of the warm start on long maps (``hpcfit.xpcs.coarse``)."""
-
-    frames: int = 128  # frames kept (every k-th); maps shorter than 2× this skip the stage; 0: off
-    starts: int = 8  # configured start, its label swap, then Latin-hypercube starts
-    max_nfev: int = 200  # per coarse start: one that needs more is not the winner
-    chunked_above: int = 250_000  # fine stages on more points use the chunked solver
-    fine_steps: int = 100  # step budget of the chunked fine stage (a pass over all points each)
-
-
-@dataclass(frozen=True)
-class MultistartConfig:
-    n: int = 0  # 0 = off; otherwise the configured start plus n − 1 Latin-hypercube starts
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class NlsqConfig:
-    """Joint multi-angle warm start with ``nlsq.curve_fit``."""
-
-    enabled: bool = True
-    scaling: Scaling = Scaling.profile
-    loss: Loss = Loss.linear
-    f_scale: float = 1.0
-    x_scale: XScale = XScale.prior_sd
-    ftol: float = 1e-8
-    xtol: float = 1e-8
-    gtol: float = 1e-8
-    max_nfev: int = 2000
-    sigma: list[float] | None = None  # known noise level per slot (one value: all slots)
-    multistart: MultistartConfig = field(default_factory=MultistartConfig)
-    coarse: CoarseConfig = field(default_factory=CoarseConfig)
-    jac_chunk_bytes: int = 32 * 2**20  # Jacobian block of the chunked passes (peak memory)
 
 
 class Precondition(Enum):
@@ -329,9 +286,12 @@ DATA_SCHEMAS: dict[str, type] = {
 def _writable(node: DictConfig | ListConfig) -> DictConfig | ListConfig:
     """Clear the read-only flag OmegaConf sets for frozen dataclasses, so overrides can merge."""
     OmegaConf.set_readonly(node, False)
-    children = node.keys() if isinstance(node, DictConfig) else range(len(node))
-    for key in children:
-        child = node._get_node(key)  # noqa: SLF001
+    children: list[Any]
+    if isinstance(node, DictConfig):
+        children = [node._get_node(key) for key in node.keys()]  # noqa: SLF001
+    else:
+        children = [node._get_node(index) for index in range(len(node))]  # noqa: SLF001
+    for child in children:
         if isinstance(child, DictConfig | ListConfig):
             _writable(child)
     return node
@@ -357,18 +317,3 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise FileNotFoundError("hpcfit configs/ directory not found next to the package")
-
-
-def as_plain(obj: Any) -> Any:
-    """A frozen config dataclass as plain JSON-able values (enums by value)."""
-
-    def conv(v: Any) -> Any:
-        if isinstance(v, Enum):
-            return v.value
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [conv(x) for x in v]
-        return v
-
-    return conv(asdict(obj) if is_dataclass(obj) else obj)

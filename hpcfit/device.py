@@ -67,10 +67,6 @@ NRPT sweep O(n + |E|) per chain, so the plain product under-weights Kuramoto; it
 the crossover sweep measures the two workloads' crossovers more than 2× apart on real hardware,
 then it becomes their ratio, with the benchmark record cited here."""
 
-_ENV_KEYS = {
-    name: (os.environ.encodekey(name) if hasattr(os.environ, "encodekey") else name)
-    for name in (ENV_DEVICE, ENV_THRESHOLD)
-}
 _SPECS = ("auto", "cpu", "gpu")
 _ENV_VALUES = ("auto", "cpu", "gpu", "none", "off")
 _NO_GPU = (
@@ -100,24 +96,6 @@ def _is_device(spec: object) -> bool:
     return jax is not None and isinstance(spec, jax.Device)
 
 
-def _routing_env(name: str) -> str | None:
-    """``os.environ.get(name)`` for ``name`` in (:data:`ENV_DEVICE`, :data:`ENV_THRESHOLD`), without
-    its cost when they are unset.
-
-    For an unset name ``os.environ.get`` raises and catches a KeyError inside ``os._Environ``
-    (about 0.75 µs on CPython 3.12), and routing reads two variables per call. CPython's
-    ``os.environ`` keeps its entries in the dict ``_data`` under ``encodekey(name)`` and updates it
-    on every assignment or deletion, so that dict is read directly (still at call time); any other
-    mapping falls back to ``get``.
-    """
-    environ = os.environ
-    data = getattr(environ, "_data", None)
-    if type(data) is not dict:
-        return environ.get(name)
-    raw = data.get(_ENV_KEYS[name])
-    return None if raw is None else environ.decodevalue(raw)
-
-
 def _check_threshold(value: object, source: str) -> float:
     """``value`` (a number, or text from the environment) as a finite float ≥ 0, else ValueError
     naming ``source``."""
@@ -137,9 +115,7 @@ def _check_threshold(value: object, source: str) -> float:
 def _check_score(score: object) -> float | None:
     if score is None:
         return None
-    if type(score) not in (int, float) and (
-        isinstance(score, bool) or not isinstance(score, numbers.Real)
-    ):
+    if isinstance(score, bool) or not isinstance(score, numbers.Real):
         raise TypeError(f"score must be a number or None, got {type(score).__name__}")
     value = float(score)
     if not math.isfinite(value) or value < 0:
@@ -256,8 +232,8 @@ def resolve_device(
         gpu = None  # decide() raises TypeError for this spec
     route = decide(
         device,
-        _routing_env(ENV_DEVICE),
-        _routing_env(ENV_THRESHOLD),
+        os.environ.get(ENV_DEVICE),
+        os.environ.get(ENV_THRESHOLD),
         score,
         threshold,
         gpu is not None,

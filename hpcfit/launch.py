@@ -269,7 +269,7 @@ def require_capacity(ranks: int, oversubscribe: bool, env: Mapping[str, str]) ->
 def require_inputs(cfg: Config) -> None:
     """Check the workload's input file (XPCS data, NRPT model JSON); raises InputError."""
     if cfg.workload.name is Workload.xpcs:
-        from hpcfit.xpcs.sources import require_file
+        from hpcfit.io.sources import require_file
 
         require_file(cfg.data)
     elif cfg.workload.name is Workload.nrpt and cfg.nrpt.model is NrptModel.file:

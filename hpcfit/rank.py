@@ -19,7 +19,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hpcfit.config import Config, Workload, cores_per_rank
 from hpcfit.errors import ConfigError, InputError
@@ -168,7 +168,7 @@ def load_run_inputs(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     overrides = list(OmegaConf.load(run_dir / "overrides.yaml").overrides)
     with initialize_config_dir(config_dir=str(config.config_dir()), version_base=None):
         cfg = compose(config_name="config", overrides=overrides)
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     written = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
     if written != resolved:
         raise RuntimeError(

@@ -216,22 +216,6 @@ def test_environment_read_on_every_call(gpu, monkeypatch) -> None:
     assert resolve_device("auto", score=10**9) == cpu0()
 
 
-@pytest.mark.parametrize("value", [None, "", " gpu ", "Grüße", "4096"])
-def test_routing_env_agrees_with_os_environ(monkeypatch, value) -> None:
-    for name in (ENV_DEVICE, ENV_THRESHOLD):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-        assert device._routing_env(name) == os.environ.get(name) == value
-
-
-def test_routing_env_falls_back_for_a_plain_mapping(monkeypatch) -> None:
-    monkeypatch.setattr(os, "environ", {ENV_DEVICE: "cpu"})
-    assert device._routing_env(ENV_DEVICE) == "cpu"
-    assert device._routing_env(ENV_THRESHOLD) is None
-
-
 def test_resolve_accepts_str_subclass_and_int_like_scores(gpu) -> None:
     class Name(str):
         pass

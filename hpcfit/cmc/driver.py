@@ -210,13 +210,13 @@ def sample_owned(
         )
         result, reused = None, False
         if ckpt is not None:
-            result, note = checkpoint.load_shard(ckpt, s, fp)
+            result, why_not = checkpoint.load_shard(ckpt, s, fp)
             if result is not None:
                 reused = True
                 log.info("rank %d: shard %d reused from its checkpoint", comm.rank, s)
-            elif note != "missing":
+            elif why_not != "missing":
                 log.warning(
-                    "rank %d: shard %d checkpoint not used (%s); recomputing", comm.rank, s, note
+                    "rank %d: shard %d checkpoint not used (%s); recomputing", comm.rank, s, why_not
                 )
         if result is None:
             data = shard_data(points, None, job.sigma, size=job.shard_points or None)

@@ -263,7 +263,7 @@ def run_attempt(
     """
     t0 = time.perf_counter()
     s = settings
-    head = {
+    head: dict[str, Any] = {
         "shard_id": shard_id,
         "attempt": attempt,
         "names": target.output_names,
@@ -302,6 +302,7 @@ def run_attempt(
                 return record("bad_init", msg, init_redraws=redraws)
             kept, step_size = prog.chains(jax.random.split(k_mcmc, s.num_chains), start, data)
             u, theta, *extra = (np.asarray(x) for x in kept)
+            extra_fields: dict[str, Any] = dict(zip(EXTRA_FIELDS, extra, strict=True))
             u, theta, margin = u.astype(np.float64), theta.astype(np.float64), None
             if target.completion is not None:
                 k_rest = jax.random.fold_in(k_mcmc, 1)
@@ -311,7 +312,7 @@ def run_attempt(
             draws_u=u,
             draws_theta=theta,
             completion_margin_sd=margin,
-            **dict(zip(EXTRA_FIELDS, extra, strict=True)),
+            **extra_fields,
             init_redraws=redraws,
             step_size=np.atleast_1d(np.asarray(step_size, float)),
         )

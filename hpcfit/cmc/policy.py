@@ -233,8 +233,8 @@ MARGIN_SD = 5.0
 def completion_margin(used: Sequence[ShardResult]) -> tuple[float | None, str]:
     """The smallest completion margin of the kept attempts (None without a completion), and a
     warning line when it is below 5 conditional sds ("" otherwise)."""
-    margins = [r.attempts[-1].get("completion_margin_sd") for r in used if r.attempts]
-    margins = [float(m) for m in margins if m is not None]
+    found = [r.attempts[-1].get("completion_margin_sd") for r in used if r.attempts]
+    margins = [float(m) for m in found if m is not None]
     if not margins:
         return None, ""
     worst = min(margins)

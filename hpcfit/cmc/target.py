@@ -77,8 +77,8 @@ class Completion:
         (a conditional draw beyond a bound is moved to 1e-12 of the width inside it), u = T⁻¹(θ),
         and the margin in conditional sds."""
         lead = theta.shape[:-1]
-        full, margin = self.draw(jnp.asarray(theta).reshape(-1, theta.shape[-1]), data, key)
-        full = np.asarray(full, dtype=np.float64).reshape(*lead, len(self.names))
+        drawn, margin = self.draw(jnp.asarray(theta).reshape(-1, theta.shape[-1]), data, key)
+        full = np.asarray(drawn, dtype=np.float64).reshape(*lead, len(self.names))
         width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
         full = np.clip(full, self.lo + 1e-12 * width, self.hi - 1e-12 * width)
         u = np.asarray(BoxTransform(self.lo, self.hi).inverse(full), dtype=np.float64)
@@ -200,7 +200,7 @@ def numpyro_model(
         u_hat = jnp.asarray(precond.u_hat)
         chol = jnp.asarray(precond.chol)
 
-        def model(data: Any) -> None:
+        def whitened_model(data: Any) -> None:
             z = numpyro.sample("z", dist.ImproperUniform(constraints.real_vector, (), (p_dim,)))
             u = u_hat + chol @ z
             theta = t.forward(u)
@@ -212,7 +212,7 @@ def numpyro_model(
                 )
             numpyro.factor("loglik", target.loglik(theta, data))
 
-        return model
+        return whitened_model
 
     def model(data: Any) -> None:
         with handlers.scale(scale=scale):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
@@ -83,7 +84,7 @@ class BoxTransform:
         """The kind of each coordinate: interval, greater_than, less_than or real."""
         return tuple(_kind(a, b) for a, b in zip(self.lo, self.hi, strict=True))
 
-    def _map(self, x: jax.Array, fn) -> jax.Array:
+    def _map(self, x: ArrayLike, fn) -> jax.Array:
         """Apply ``fn(bijection, x[..., idx])`` per kind; parameters are broadcast to the input
         shape first, so leading batch axes need no implicit rank promotion."""
         x = jnp.asarray(x, dtype=jnp.float64)
@@ -113,7 +114,7 @@ class BoxTransform:
         """
         return self._map(u, lambda t, v: t(v))
 
-    def inverse(self, theta: jax.Array) -> jax.Array:
+    def inverse(self, theta: ArrayLike) -> jax.Array:
         """u = T⁻¹(θ) (logit, log or identity); ±inf at a bound.
 
         Parameters

@@ -56,7 +56,7 @@ def _temporary(path: Path) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Create ``path`` atomically from ``write(fileobj)``; a crash leaves the old file intact."""
 
     def fill(tmp: Path) -> None:

@@ -221,9 +221,24 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
-def _save(npz_path: Path, json_path: Path, kind: str, fp: str, fields: dict[str, Any]) -> None:
+def encode_record(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(strict-JSON document, arrays by npz entry name) of a record; :func:`decode_record`
+    inverts it exactly. Raises TypeError or ValueError for a value it cannot store."""
     arrays: dict[str, np.ndarray] = {}
-    body = _encode(fields, arrays, ())  # before touching the files: a bad record changes nothing
+    return _encode(fields, arrays, ()), arrays
+
+
+def decode_record(doc: dict[str, Any], npz: Any) -> dict[str, Any]:
+    """The record of :func:`encode_record`, its arrays read from ``npz`` and checked against
+    the document (dtype, shape, sha256); raises ValueError naming what does not match."""
+    try:
+        return _decode(doc, npz)
+    except _Corrupt as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _save(npz_path: Path, json_path: Path, kind: str, fp: str, fields: dict[str, Any]) -> None:
+    body, arrays = encode_record(fields)  # before touching the files: a bad record changes nothing
     json_path.unlink(missing_ok=True)  # no json = not complete, while the npz is rewritten
     write_npz(npz_path, **arrays)
     write_json(json_path, {"format": FORMAT, "kind": kind, "fingerprint": fp, **body})

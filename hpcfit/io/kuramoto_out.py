@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from hpcfit.config import Config, KuramotoConfig, as_plain
+from hpcfit.config import Config, KuramotoConfig
 from hpcfit.io.atomic import write_atomic_path, write_json, write_npz
+from hpcfit.io.jsonable import plain
 from hpcfit.parallel.comm import Comm
 
 CHUNK_KEYS = ("final", "order_parameter", "trajectory")
@@ -92,6 +93,9 @@ def gather(comm: Comm, block: Any, k: KuramotoConfig, run_dir: Path) -> Gathered
     if comm.rank != 0:
         empty = np.zeros((0,))
         return Gathered(empty, empty, empty, empty, [], [])
+    # rank 0 is the gathers' root, so each holds a value there
+    assert theta0 is not None and omega is not None and final is not None and r is not None
+    assert devices is not None and walls is not None
     return Gathered(theta0, omega, final, r, list(devices), list(walls), partial)
 
 
@@ -109,7 +113,7 @@ def _gather_trajectories(comm: Comm, block: Any, k: KuramotoConfig, path: Path) 
         at = 0
         for source in range(comm.size):
             part = comm.gatherv(block.trajectory if comm.rank == source else empty)
-            if h5 is not None:
+            if h5 is not None and part is not None:
                 dset[at : at + part.shape[0]] = part
                 at += part.shape[0]
     finally:
@@ -174,7 +178,7 @@ def write_outputs(
         if g.partial_h5 is not None:
             os.replace(g.partial_h5, path)
         with h5py.File(path, mode) as h5:
-            h5.attrs["kuramoto_config"] = json.dumps(as_plain(k))
+            h5.attrs["kuramoto_config"] = json.dumps(plain(k, nonfinite="keep"))
             h5.attrs["units"] = "phases in rad (unwrapped), time in the units of 1/omega"
             h5["member_id"] = np.arange(k.n_members)
             h5["theta0"] = g.theta0

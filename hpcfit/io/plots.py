@@ -199,14 +199,14 @@ def corner_plot(
                 ax.set_yticks([])
             else:
                 ax.scatter(shown[:, j], shown[:, i], s=2, alpha=0.3, color="C0", linewidths=0)
-                if truth[i] is not None:
-                    ax.axhline(float(truth[i]), color="C3", lw=0.8)
+                if (row_truth := truth[i]) is not None:
+                    ax.axhline(float(row_truth), color="C3", lw=0.8)
                 if j > 0:
                     ax.tick_params(labelleft=False)
                 else:
                     ax.set_ylabel(names[i])
-            if truth[j] is not None:
-                ax.axvline(float(truth[j]), color="C3", lw=0.8)
+            if (column_truth := truth[j]) is not None:
+                ax.axvline(float(column_truth), color="C3", lw=0.8)
             if i == n_par - 1:
                 ax.set_xlabel(names[j])
             ax.tick_params(labelsize=7)

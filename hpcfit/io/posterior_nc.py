@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,12 +72,12 @@ def write_posterior_nc(
     }
     if sample_stats:
         stats = {}
-        for n, v in zip(
+        for n, values in zip(
             _check_names(list(sample_stats), "sample_stats keys"),
             sample_stats.values(),
             strict=True,
         ):
-            arr = np.asarray(v)
+            arr = np.asarray(values)
             if arr.shape != (chains, samples):
                 raise ValueError(
                     f"sample_stats[{n!r}] must have shape {(chains, samples)}, got {arr.shape}"
@@ -85,9 +86,8 @@ def write_posterior_nc(
         data["sample_stats"] = stats
 
     root_attrs: dict[str, str | int | float] = {}
-    for k, v in (attrs or {}).items():
-        if isinstance(v, np.generic):
-            v = v.item()
+    for k, given in (attrs or {}).items():
+        v: Any = given.item() if isinstance(given, np.generic) else given
         if isinstance(v, bool):
             v = int(v)
         if not isinstance(v, str | int | float):

@@ -30,15 +30,12 @@ Results with different chunk sizes agree to rounding (≈ 1e-14), not bitwise.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
-from hpcfit.runtime.process import ensure_x64
+import jax
+import jax.numpy as jnp
 
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.kuramoto import rk4  # noqa: E402
+from hpcfit.kuramoto import rk4
 
 CPU_CHUNK = 1
 """Members per chunk on CPU devices."""
@@ -95,7 +92,7 @@ def _map_members(member_fn, batched: dict, shared: dict, n_members: int, chunk: 
 def _split_args(theta0, omega, K, extra: dict, n_pad: int):
     """Padded member-axis (batched) and shared arguments; ω/K are batched by their ndim."""
     batched = {"theta0": _pad_axis(theta0, 1, n_pad), **extra}
-    shared = {}
+    shared: dict[str, Any] = {}
     omega = _pad_axis(omega, omega.ndim - 1, n_pad)
     K = _pad_axis(_pad_axis(K, K.ndim - 1, n_pad), K.ndim - 2, n_pad)
     (batched if omega.ndim == 2 else shared)["omega"] = omega

@@ -20,14 +20,11 @@ Waves, and Turbulence", Springer 1984; Strogatz, Physica D 143, 1, 2000).
 
 from __future__ import annotations
 
-from hpcfit.runtime.process import ensure_x64
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.kuramoto.trig import sincos  # noqa: E402
+from hpcfit.kuramoto.trig import sincos
 
 
 def mask_diagonal(K: jax.Array) -> jax.Array:
@@ -98,7 +95,7 @@ def coupling(form: str):
     raise ValueError(f"form must be 'expanded' or 'direct', got {form!r}")
 
 
-def order_parameter(theta: jax.Array) -> jax.Array:
+def order_parameter(theta: ArrayLike) -> jax.Array:
     """Kuramoto's order parameter r = |(1/N) Σ_j e^{iθ_j}| over the last axis.
 
     r lies in [0, 1] (1: all phases equal; O(N^{−1/2}) for incoherent phases). A rounding excess

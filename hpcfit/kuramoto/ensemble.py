@@ -26,12 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
 from hpcfit.kuramoto.entry import run_forward, run_gradient
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
 
 
 def ensemble(

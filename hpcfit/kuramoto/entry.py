@@ -15,15 +15,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import jax
 import numpy as np
 
 from hpcfit import device as routing
 from hpcfit.kuramoto import chunks, validate
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
 
 
 def _platform(dev: Any, arrays: tuple) -> str:

@@ -19,14 +19,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from hpcfit.runtime.process import ensure_x64
+import jax
+import jax.numpy as jnp
 
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.kuramoto.dynamics import coupling, mask_diagonal, order_parameter  # noqa: E402
+from hpcfit.kuramoto.dynamics import coupling, mask_diagonal, order_parameter
 
 RECORDS = ("order_parameter", "trajectory", "final")
 """What a run records besides the final phases: r(t), every phase, or nothing."""
@@ -114,7 +110,7 @@ def solve(
         return None
 
     def body(theta: jax.Array, _: None) -> tuple[jax.Array, jax.Array | None]:
-        _, new = step(carry._replace(theta=theta), dt, form=form)
+        new = step(carry._replace(theta=theta), dt, form=form)[1]
         return new, emit(new)
 
     def run(theta: jax.Array, length: int) -> tuple[jax.Array, jax.Array | None]:
@@ -130,11 +126,13 @@ def solve(
             rows = rows.reshape(n_blocks * checkpoint_steps, *rows.shape[2:])
         if rest:
             theta, tail = run(theta, rest)
-            if rows is not None:
+            if rows is not None and tail is not None:
                 rows = jnp.concatenate([rows, tail], axis=0)
     out = {"final": theta[:n]}
+    first = emit(theta0)
     if rows is not None:
-        out[record] = jnp.concatenate([emit(theta0)[None], rows], axis=0)
+        assert first is not None  # emit records a row exactly when the scan does
+        out[record] = jnp.concatenate([first[None], rows], axis=0)
     return out
 
 

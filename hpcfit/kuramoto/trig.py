@@ -26,12 +26,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
 # π to 60 decimal places; the split below needs about 110 bits of it.
 _PI = Fraction("3.141592653589793238462643383279502884197169399375105820974944")

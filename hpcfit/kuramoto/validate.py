@@ -13,15 +13,11 @@ import numbers
 import operator
 from typing import Any
 
+import jax
 import numpy as np
 
 from hpcfit.errors import ConfigError
 from hpcfit.kuramoto.rk4 import RECORDS
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
 
 
 def is_tracer(x: object) -> bool:

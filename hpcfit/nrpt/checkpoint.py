@@ -6,8 +6,9 @@ always one complete round. It holds the states of every replica (replica order),
 the ladder of the next round, the next global scan counter t, the completed round, the per-round
 history and, after the last round, that round's records (so a finished run is rebuilt without
 sampling). A JSON header inside the archive records the format, the fingerprint of the run's
-configuration (target definition, N, n_expl, seed, number of rounds, a*, first ladder) and
-that configuration.
+configuration (target definition, N, n_expl, seed, number of rounds, a*, first ladder),
+that configuration and the history, in the record codec of :mod:`hpcfit.io.checkpoint` (its
+arrays are further entries of the archive, checked by sha256 when read).
 
 Keys are counter-based, so resuming from round k is bitwise equal to not stopping.
 Loading never raises: a missing file resumes nothing, a mismatched or unreadable one is ignored
@@ -17,7 +18,6 @@ with a warning naming the reason.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ import numpy as np
 
 from hpcfit.errors import AdviceWarning
 from hpcfit.io.atomic import write_npz
-from hpcfit.io.checkpoint import fingerprint
+from hpcfit.io.checkpoint import decode_record, encode_record, fingerprint
 
-FORMAT = 1
+FORMAT = 2  # 2: the history's arrays are npz entries (io.checkpoint's record codec)
 FILENAME = "nrpt_checkpoint.npz"
 _RECORD_KEYS = ("chain", "e1", "v", "site_sum", "acc")
 
@@ -56,33 +56,6 @@ def run_config(
     return {**doc, "fingerprint": fingerprint(doc)}
 
 
-def _plain(x: Any) -> Any:
-    """History rows to strict JSON (arrays → lists, non-finite floats → tagged strings)."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return {"$nd": _plain(x.tolist()), "dtype": x.dtype.str}
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else {"$float": repr(float(x))}
-    return x
-
-
-def _unplain(x: Any) -> Any:
-    if isinstance(x, list):
-        return [_unplain(v) for v in x]
-    if isinstance(x, dict):
-        if "$float" in x:
-            return float(x["$float"])
-        if "$nd" in x:
-            return np.asarray(_unplain(x["$nd"]), dtype=np.dtype(x["dtype"]))
-        return {k: _unplain(v) for k, v in x.items()}
-    return x
-
-
 def save(
     directory: str | Path,
     config: dict[str, Any],
@@ -96,15 +69,17 @@ def save(
     records: dict[str, np.ndarray] | None,
 ) -> Path:
     """Write the checkpoint of a completed round atomically (rank 0 only)."""
-    header = {
-        "format": FORMAT,
-        "config": config,
-        "round_done": int(round_done),
-        "t_next": int(t_next),
-        "history": _plain(history),
-        "has_records": records is not None,
-    }
-    arrays = {
+    header, arrays = encode_record(
+        {
+            "format": FORMAT,
+            "config": config,
+            "round_done": int(round_done),
+            "t_next": int(t_next),
+            "history": history,
+            "has_records": records is not None,
+        }
+    )  # the history's arrays become npz entries named by their place ("history.0.betas")
+    arrays |= {
         "header": np.asarray(json.dumps(header, allow_nan=False)),
         "states": np.ascontiguousarray(states),
         "chains": np.asarray(chains, dtype=np.int32),
@@ -135,7 +110,7 @@ def load(directory: str | Path, config: dict[str, Any]) -> dict[str, Any] | None
                 out = {
                     "round_done": int(header["round_done"]),
                     "t_next": int(header["t_next"]),
-                    "history": _unplain(header["history"]),
+                    "history": decode_record({"history": header["history"]}, npz)["history"],
                     "states": npz["states"],
                     "chains": npz["chains"],
                     "betas_next": npz["betas_next"],

@@ -21,18 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from hpcfit.nrpt.engine import Engine, batch_layout
+from hpcfit.nrpt.swap import deo_swap_host
 from hpcfit.parallel.comm import Comm
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.nrpt.engine import Engine, batch_layout  # noqa: E402
-from hpcfit.nrpt.swap import deo_swap_host  # noqa: E402
 
 
 def run_round_host(
@@ -99,7 +94,13 @@ def run_round_host(
     acc_all = comm.gatherv(np.asarray(acc))
     if comm.rank != 0:
         return states, chains, None
-    records = {"chain": rec_c, "e1": rec_e, "v": rec_v, "site_sum": site_sum, "acc": acc_all}
+    records: dict[str, Any] = {
+        "chain": rec_c,
+        "e1": rec_e,
+        "v": rec_v,
+        "site_sum": site_sum,
+        "acc": acc_all,
+    }
     return states, chains, records
 
 

@@ -29,17 +29,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.nrpt.swap import deo_swap  # noqa: E402
-from hpcfit.nrpt.targets import AbstractTarget, materialise  # noqa: E402
+from hpcfit.nrpt.swap import deo_swap
+from hpcfit.nrpt.targets import AbstractTarget, materialise
 
 N_BATCHES = 32
 """Site accumulators are kept per batch: the round's scans in this many equal batches."""

@@ -17,32 +17,17 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hpcfit.io.atomic import write_atomic, write_json
+from hpcfit.io.jsonable import plain
 from hpcfit.io.results import write_results_h5
 from hpcfit.nrpt.result import NrptResult
 
 _SERIES = ("energy_series", "abs_magnetisation_series", "records")
-
-
-def _plain(x: Any) -> Any:
-    """JSON-ready value: arrays to lists, NumPy scalars to Python, non-finite floats to None."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, np.integer | np.bool_):
-        return x.item()
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def summary_dict(result: NrptResult) -> dict[str, Any]:
@@ -54,7 +39,7 @@ def summary_dict(result: NrptResult) -> dict[str, Any]:
         value = getattr(result, f.name)
         if f.name == "history":
             value = [{k: v for k, v in row.items() if k != "attempts"} for row in value]
-        out[f.name] = _plain(value)
+        out[f.name] = plain(value)
     out["exit_code"] = result.exit_code
     return out
 

@@ -32,26 +32,21 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hpcfit import device as device_mod
 from hpcfit.errors import ConfigError
+from hpcfit.nrpt import checkpoint as ckpt
+from hpcfit.nrpt.distributed import gather_states, run_round_host
+from hpcfit.nrpt.engine import get_engine, replica_keys, run_round_scan
+from hpcfit.nrpt.result import STATUS_ERROR, STATUS_NONFINITE, STATUS_OK, NrptResult
+from hpcfit.nrpt.schedule import check_ladder, optimal_schedule, uniform_ladder
+from hpcfit.nrpt.stats import first_nonfinite, production_estimates, round_summary
+from hpcfit.nrpt.targets import AbstractTarget
 from hpcfit.parallel.balance import load_balance
 from hpcfit.parallel.comm import Comm, SerialComm
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.nrpt import checkpoint as ckpt  # noqa: E402
-from hpcfit.nrpt.distributed import gather_states, run_round_host  # noqa: E402
-from hpcfit.nrpt.engine import get_engine, replica_keys, run_round_scan  # noqa: E402
-from hpcfit.nrpt.result import STATUS_ERROR, STATUS_NONFINITE, STATUS_OK, NrptResult  # noqa: E402
-from hpcfit.nrpt.schedule import check_ladder, optimal_schedule, uniform_ladder  # noqa: E402
-from hpcfit.nrpt.stats import first_nonfinite, production_estimates, round_summary  # noqa: E402
-from hpcfit.nrpt.targets import AbstractTarget  # noqa: E402
 
 PATHS = ("auto", "scan", "host")
 _MAX_ROUNDS = 24  # 2^25 scans: far beyond any practical run; keeps t below 2³²

@@ -32,17 +32,12 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from hpcfit.nrpt.graph import colour_layout, neighbour_table  # noqa: E402
-from hpcfit.nrpt.model import IsingModel  # noqa: E402
+from hpcfit.nrpt.graph import colour_layout, neighbour_table
+from hpcfit.nrpt.model import IsingModel
 
 
 def fixed_sum(x: jax.Array) -> jax.Array:

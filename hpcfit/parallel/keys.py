@@ -18,13 +18,8 @@ from __future__ import annotations
 
 import zlib
 
+import jax
 import numpy as np
-
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
 
 COMBINATION_ID = 2**31 - 1
 """Folded into the root for the combination key; shard ids stay strictly below it."""

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, KuramotoConfig, KuramotoOmega, KuramotoRecord, as_plain
+from hpcfit.config import Config, KuramotoConfig, KuramotoOmega, KuramotoRecord
 from hpcfit.errors import ConfigError
+from hpcfit.io.jsonable import plain
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.balance import load_balance
 from hpcfit.parallel.comm import Comm
@@ -101,9 +102,6 @@ def member_draws(k: KuramotoConfig, start: int, stop: int) -> tuple[np.ndarray, 
     with the network's frequency law (bench: N(0, 0.7²); lorentzian: Cauchy(0, 0.5);
     gaussian: N(0, 1)).
     """
-    from hpcfit.runtime.process import ensure_x64
-
-    ensure_x64()
     import jax
 
     n = k.n_oscillators
@@ -209,7 +207,7 @@ def fingerprint_of(cfg: Config) -> str:
     """What a finished chunk depends on: the Kuramoto settings, the version and batch_chunk."""
     from hpcfit.io.checkpoint import fingerprint
 
-    doc = {"hpcfit": __version__, "kuramoto": as_plain(cfg.kuramoto)}
+    doc = {"hpcfit": __version__, "kuramoto": plain(cfg.kuramoto, nonfinite="keep")}
     doc["batch_chunk"] = cfg.device.batch_chunk
     return fingerprint(doc)
 

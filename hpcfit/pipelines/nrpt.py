@@ -34,6 +34,7 @@ def build_model(n: NrptConfig) -> Any:
 
     if n.model is NrptModel.grid:
         return grid_model(n.L, J=n.J, h=n.h, periodic=n.periodic, beta=n.beta)
+    assert n.model_file is not None  # validation requires it when nrpt.model is file
     return load_model_file(n.model_file, beta=n.beta)
 
 

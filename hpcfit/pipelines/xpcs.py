@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, SyntheticData, as_plain
+from hpcfit.config import Config, SyntheticData
 from hpcfit.io.atomic import write_json
+from hpcfit.io.jsonable import plain
 from hpcfit.io.run_dir import mark_ended
 from hpcfit.io.run_record import RunRecord
 from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
@@ -90,8 +91,9 @@ def _outline(cfg: Config, job: Job) -> int:
     if root:
         prepared.release_data()
     progress = Progress(job_spec.n_shards, comm.size) if root else None
-    others = job_spec.n_shards - len(shards) if root else 0
-    monitor = ProgressMonitor(comm, progress, others) if root else contextlib.nullcontext()
+    monitor: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if progress is not None:  # rank 0 prints the other ranks' notes as they arrive
+        monitor = ProgressMonitor(comm, progress, job_spec.n_shards - len(shards))
 
     def on_abort(result):  # on_shard_failure=abort: the final state before MPI_Abort
         message = f"shard {result.shard_id}: {result.reason} (rank {comm.rank})"
@@ -110,7 +112,7 @@ def _outline(cfg: Config, job: Job) -> int:
         )
         gathered = gather_results(comm, results)
     peaks = comm.gather(round(memory.peak_mb(), 1))
-    if root:
+    if record is not None:
         record.set(peak_rss_mb=peaks)
         log.info("peak RSS per rank (MB): %s", peaks)
     n_shards = job_spec.n_shards
@@ -125,8 +127,8 @@ def _outline(cfg: Config, job: Job) -> int:
 
 def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
     """Load → warm start → plan → preconditioner. Returns (Prepared, Status)."""
+    from hpcfit.io.sources import load_configured
     from hpcfit.pipelines.xpcs_plan import check_sizes, planned_ranks, write_plan
-    from hpcfit.xpcs.sources import load_configured
 
     t0, base_mb = time.perf_counter(), memory.current_mb()
     n_ranks = planned_ranks(cfg, n_ranks)
@@ -157,11 +159,11 @@ def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
     prepared = Prepared(data, space, warm)
     flags = None if warm is None else ", ".join(f.name for f in warm.flags)
     if not cfg.cmc.enabled:
-        code = EXIT_OK if warm is None or warm.usable else EXIT_WARM_START
-        state = "ok" if code == EXIT_OK else "warm_start_unusable"
-        if code != EXIT_OK:
-            log.error("NLSQ warm start unusable: %s", unusable_reason(warm))
-        record.finish(state, code, flags if code == EXIT_OK else unusable_reason(warm))
+        code, state, message = EXIT_OK, "ok", flags
+        if warm is not None and not warm.usable:
+            code, state, message = EXIT_WARM_START, "warm_start_unusable", unusable_reason(warm)
+            log.error("NLSQ warm start unusable: %s", message)
+        record.finish(state, code, message)
         log.info("run directory: %s (exit %d)", run_dir, code)
         return prepared, Status(code, state, flags)
     if warm is not None and not warm.usable and cfg.cmc.require_warm_start:
@@ -200,8 +202,8 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
         {
             "hpcfit": __version__,
             "data": data.fingerprint(),
-            "model": as_plain(cfg.model),
-            "nlsq": as_plain(cfg.nlsq),
+            "model": plain(cfg.model, nonfinite="keep"),
+            "nlsq": plain(cfg.nlsq, nonfinite="keep"),
         }
     )
     if cfg.cmc.checkpoint.enabled:

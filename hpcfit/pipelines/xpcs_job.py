@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, as_plain
+from hpcfit.config import Config
 from hpcfit.io.atomic import write_json
+from hpcfit.io.jsonable import plain
 from hpcfit.io.run_record import RunRecord
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
@@ -106,7 +107,7 @@ def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int
         init_jitter=c.init_jitter,
         precondition=c.precondition.value,
     )
-    gates = Gates(**as_plain(c.gates))
+    gates = Gates(**plain(c.gates, nonfinite="keep"))
     fields = dict(
         grid=grid,
         space=p.space,

@@ -23,10 +23,10 @@ class CompileMeter:
         self.totals = dict.fromkeys(self.EVENTS.values(), 0.0)
         self.n_backend_compiles = 0
 
-    def _listener(self, event: str, duration: float, **_: Any) -> None:
+    def _listener(self, event: str, duration_secs: float, **_: Any) -> None:
         key = self.EVENTS.get(event)
         if key is not None:
-            self.totals[key] += float(duration)
+            self.totals[key] += float(duration_secs)
             if key == "backend_compile_s":
                 self.n_backend_compiles += 1
 

@@ -2,7 +2,7 @@
 
 JAX reads ``JAX_ENABLE_X64`` when it is imported and ``XLA_FLAGS`` when its backend starts, so
 every entry point calls :func:`configure` before anything imports ``jax`` (NumPyro and nlsq
-import it too). Library modules that need JAX call :func:`ensure_x64`, which is safe at any time.
+import it too). Float64 is switched on once, when :mod:`hpcfit` is imported (:func:`ensure_x64`).
 """
 
 from __future__ import annotations
@@ -64,11 +64,12 @@ def check_devices(n_chains: int) -> int:
 
 
 def ensure_x64() -> None:
-    """Switch JAX to float64 (before or after its import)."""
-    os.environ.setdefault("JAX_ENABLE_X64", "1")
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
+    """Switch JAX to float64: the variable JAX reads when it is imported, and its config when it
+    already is. Never imports JAX; called once, when :mod:`hpcfit` is imported."""
+    os.environ["JAX_ENABLE_X64"] = "1"
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "config"):  # not while JAX itself is being imported
+        jax.config.update("jax_enable_x64", True)
 
 
 def import_nlsq():

@@ -33,10 +33,10 @@ import time
 
 import numpy as np
 
-from hpcfit.config import NlsqConfig
 from hpcfit.records import NLSQResult
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.params import INDEX, ParamSpace
+from hpcfit.xpcs.settings import NlsqConfig
 
 log = logging.getLogger("hpcfit")
 

@@ -91,7 +91,7 @@ def in_memory(
     """An index over matrices already in memory (the embedded dataset, tests)."""
     c2 = np.asarray(c2)
     n = c2.shape[0]
-    labels = bins or [None] * n
+    labels: list[int | None] = list(bins) if bins else [None] * n
     origin = tuple({"dataset": f"c2[{k}]", "bin": labels[k]} for k in range(n))
     return FileIndex(
         path=path,

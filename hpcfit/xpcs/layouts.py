@@ -160,8 +160,10 @@ def _index_exchange(h5: Any, src: str, sink: list[str]) -> FileIndex:
         )
     q = _per_bin(_vector(_read(h5, q_name, src), src, q_name), n, src, q_name, broadcast=True)
     phi_name = lookup(EXCHANGE_PHI)
-    phi = None if phi_name is None else _vector(_read(h5, phi_name, src), src, phi_name)
-    phi = None if phi is None else _per_bin(phi, n, src, phi_name, broadcast=False)
+    phi = None
+    if phi_name is not None:
+        phi = _vector(_read(h5, phi_name, src), src, phi_name)
+        phi = _per_bin(phi, n, src, phi_name, broadcast=False)
     t_name = lookup(EXCHANGE_T)
     t = None if t_name is None else _vector(_read(h5, t_name, src), src, t_name)
     dt, dt_source = _time_dt(t, t_name)

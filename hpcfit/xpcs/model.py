@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from hpcfit.runtime.process import ensure_x64
-
-ensure_x64()
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 _T_FLOOR = 1e-10  # s; the safe-power floor (select, not max)
 _SMOOTH_ABS_EPS = 1e-12  # Å⁴; smooth |x| = sqrt(x² + eps)
@@ -57,7 +54,7 @@ def cumulative_trapezoid(g: jax.Array, dt: jax.Array) -> jax.Array:
     return jnp.concatenate([zero, jnp.cumsum(increments, axis=-1)], axis=-1)
 
 
-def grid_stage(params: jax.Array, t: jax.Array, dt: jax.Array) -> GridStage:
+def grid_stage(params: ArrayLike, t: ArrayLike, dt: ArrayLike) -> GridStage:
     """Rates, their cumulative integrals and the fractions on the time grid.
 
     Parameters
@@ -115,18 +112,18 @@ def pair_values(
     return offset + contrast * (ref + smp + crs) / norm
 
 
-def _cos_angle(phi: jax.Array, phi0: jax.Array) -> jax.Array:
+def _cos_angle(phi: ArrayLike, phi0: ArrayLike) -> jax.Array:
     return jnp.cos(jnp.deg2rad(jnp.asarray(phi, dtype=jnp.float64) + phi0))
 
 
 def c2_meshgrid(
-    params: jax.Array,
-    t: jax.Array,
-    q: float | jax.Array,
-    dt: float | jax.Array,
-    phi: float | jax.Array,
-    contrast: float | jax.Array = 1.0,
-    offset: float | jax.Array = 1.0,
+    params: ArrayLike,
+    t: ArrayLike,
+    q: ArrayLike,
+    dt: ArrayLike,
+    phi: ArrayLike,
+    contrast: ArrayLike = 1.0,
+    offset: ArrayLike = 1.0,
 ) -> jax.Array:
     """Full two-time correlation map of one angle slot.
 
@@ -163,16 +160,16 @@ def c2_meshgrid(
 
 
 def c2_pooled(
-    params: jax.Array,
-    t: jax.Array,
-    q: float | jax.Array,
-    dt: float | jax.Array,
-    phis: jax.Array,
-    contrasts: jax.Array,
-    offsets: jax.Array,
-    a: jax.Array,
-    i: jax.Array,
-    j: jax.Array,
+    params: ArrayLike,
+    t: ArrayLike,
+    q: ArrayLike,
+    dt: ArrayLike,
+    phis: ArrayLike,
+    contrasts: ArrayLike,
+    offsets: ArrayLike,
+    a: ArrayLike,
+    i: ArrayLike,
+    j: ArrayLike,
 ) -> jax.Array:
     """c2 at pooled points (slot a, frame i, frame j) without building any N×N array.
 
@@ -217,14 +214,14 @@ def c2_pooled(
 
 
 def c2_pooled_bracket(
-    params: jax.Array,
-    t: jax.Array,
-    q: float | jax.Array,
-    dt: float | jax.Array,
-    phis: jax.Array,
-    a: jax.Array,
-    i: jax.Array,
-    j: jax.Array,
+    params: ArrayLike,
+    t: ArrayLike,
+    q: ArrayLike,
+    dt: ArrayLike,
+    phis: ArrayLike,
+    a: ArrayLike,
+    i: ArrayLike,
+    j: ArrayLike,
 ) -> jax.Array:
     """The normalised bracket G = (ref + smp + crs) / norm at pooled points.
 
@@ -235,13 +232,13 @@ def c2_pooled_bracket(
 
 
 def c2_slots(
-    params: jax.Array,
-    t: jax.Array,
-    q: jax.Array,
-    dt: float | jax.Array,
-    phis: jax.Array,
-    contrasts: jax.Array,
-    offsets: jax.Array,
+    params: ArrayLike,
+    t: ArrayLike,
+    q: ArrayLike,
+    dt: ArrayLike,
+    phis: ArrayLike,
+    contrasts: ArrayLike,
+    offsets: ArrayLike,
 ) -> jax.Array:
     """Meshgrid maps of all slots, shape (n_phi, N, N) (a vmap of :func:`c2_meshgrid`)."""
     phis = jnp.atleast_1d(jnp.asarray(phis, dtype=jnp.float64))

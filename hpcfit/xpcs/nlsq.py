@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
-from hpcfit.config import Loss, NlsqConfig, Scaling, XScale
 from hpcfit.records import NLSQResult, StartRecord, WarmStartFlag
 from hpcfit.xpcs.covariance import covariance
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.problem import Problem
+from hpcfit.xpcs.settings import Loss, NlsqConfig, Scaling, XScale
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ def result(
     sigma_k = np.sqrt(np.clip(np.diag(cov_result.cov), 0.0, None))
     sigma_k[pinned] = np.nan
 
-    chi2_red, reason = None, "σ estimated from residuals"
+    chi2_red: float | None = None
+    reason: str | None = "σ estimated from residuals"
     if sigma_known is not None:
         chi2_red, reason = float(np.sum(ssr_slot / sigma_known**2) / dof), None
 

@@ -13,8 +13,10 @@ Residuals are r_m = (offset_a + contrast_a·G_m − y_m)·w_a with w_a = 1/σ_a.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -287,11 +289,11 @@ class Kernels:
     code: repeated fits of equally shaped data (passes, starts, sweeps, noise seeds) compile once.
     """
 
-    profile_scaling: object
-    evaluate_chunk: object
-    residuals: object
-    model: dict[bool, object]
-    curve_fit: dict[bool, object]
+    profile_scaling: Callable[..., Any]
+    evaluate_chunk: Callable[..., Any]
+    residuals: Callable[..., Any]
+    model: dict[bool, Callable[..., Any]]
+    curve_fit: dict[bool, Any]
 
     @classmethod
     def build(cls, problem: Problem) -> Kernels:

@@ -9,7 +9,7 @@ that autodiff through it gives the exact variable-projection Jacobian. Pure JAX.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +24,13 @@ class ScalingBox(NamedTuple):
     contrast used for a degenerate slot.
     """
 
-    c_lo: jax.Array
-    c_hi: jax.Array
-    b_lo: jax.Array
-    b_hi: jax.Array
-    c0: jax.Array
-    b0: jax.Array
+    # float64 arrays, NumPy where built on the host and JAX where traced
+    c_lo: Any
+    c_hi: Any
+    b_lo: Any
+    b_hi: Any
+    c0: Any
+    b0: Any
     vary_c: bool
     vary_b: bool
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def embedded() -> XpcsData:
 def write_npz(data: XpcsData, path: str | Path) -> Path:
     """Save ``data`` in the flat NPZ layout (c2, t, q, phi, sigma) plus dt, start_frame, truth."""
     path = Path(path)
-    extra: dict[str, np.ndarray] = {}
+    extra: dict[str, Any] = {}  # arrays (typed Any: np.savez's stub types its keywords)
     if data.sigma is not None:
         extra["sigma"] = np.asarray(data.sigma, dtype=np.float64)
     if "truth" in data.provenance:

@@ -12,10 +12,10 @@ import producers as P
 import pytest
 
 from hpcfit.errors import DataError
+from hpcfit.io.sources import resolve_dt
 from hpcfit.xpcs import matrices
 from hpcfit.xpcs.data import Selection, load, select
 from hpcfit.xpcs.layouts import index_file
-from hpcfit.xpcs.sources import resolve_dt
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ALL = Selection(q_select="all")

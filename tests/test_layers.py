@@ -111,18 +111,12 @@ RUNTIME = ("hpcfit.runtime",)
 SCHEMA = ("hpcfit.config", "hpcfit.config_workloads", "hpcfit.validation", "hydra", "omegaconf")
 ABOVE = ("hpcfit.pipelines", "hpcfit.cli", "hpcfit.launch", "hpcfit.rank")
 STILL_ABOVE_NUMERICS = {
-    # MPI drivers and writers that still live beside their numerics (to move to pipelines/io)
-    "hpcfit.cmc.driver": [
-        "hpcfit.io.checkpoint",
-        "hpcfit.parallel.balance",
-        "hpcfit.parallel.comm",
-    ],
-    "hpcfit.cmc.progress": ["hpcfit.parallel.comm"],
+    # the CMC summary writer, the Kuramoto entry's device routing, and the NRPT driver (the
+    # communicator, routing and round checkpoints), which still live beside their numerics
     "hpcfit.cmc.summary": ["hpcfit.io.atomic"],
     "hpcfit.kuramoto.entry": ["hpcfit.device"],
     "hpcfit.nrpt.checkpoint": ["hpcfit.io.atomic", "hpcfit.io.checkpoint"],
     "hpcfit.nrpt.distributed": ["hpcfit.parallel.comm"],
-    "hpcfit.nrpt.outputs": ["hpcfit.io.atomic", "hpcfit.io.jsonable", "hpcfit.io.results"],
     "hpcfit.nrpt.run": ["hpcfit.device", "hpcfit.parallel.balance", "hpcfit.parallel.comm"],
 }
 

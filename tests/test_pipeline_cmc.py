@@ -134,7 +134,7 @@ def test_single_shard_is_the_combined_posterior(tmp_path: Path) -> None:
 
 
 def test_raising_shard_is_excluded_by_policy(tmp_path: Path, monkeypatch) -> None:
-    from hpcfit.cmc import driver
+    from hpcfit.pipelines import shards as driver
 
     real = driver.run_attempt
 
@@ -184,7 +184,7 @@ def test_a_checkpoint_without_room_costs_only_the_resume(
 
 
 def test_too_many_exclusions_exit_3(tmp_path: Path, monkeypatch) -> None:
-    from hpcfit.cmc import driver
+    from hpcfit.pipelines import shards as driver
 
     def broken(*args, **kwargs):
         raise RuntimeError("every shard fails")
@@ -202,7 +202,7 @@ def test_too_many_exclusions_exit_3(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_abort_policy_stops_at_the_first_failure(tmp_path: Path, monkeypatch) -> None:
-    from hpcfit.cmc import driver
+    from hpcfit.pipelines import shards as driver
 
     monkeypatch.setattr(driver, "run_attempt", lambda *a, **k: 1 / 0)
     with pytest.raises(SystemExit) as exc:

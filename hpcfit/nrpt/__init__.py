@@ -5,12 +5,13 @@ Pigeons.jl's design (Syed, Bouchard-Côté, Deligiannidis, Doucet, JRSS-B 2022; 
 2^r scans with schedule adaptation after each, stepping-stone log Z, bitwise invariance in the
 number of MPI ranks.
 
-    from hpcfit.nrpt import IsingTarget, grid_model, run, write_outputs
+    from hpcfit.nrpt import IsingTarget, grid_model, run
     result = run(IsingTarget(grid_model(4)), n_chains=8, n_rounds=10, n_expl=2)
+
+Its files (``summary.json``, ``rounds.h5``, ...) are written by :mod:`hpcfit.io.nrpt_out`.
 """
 
 from hpcfit.nrpt.model import IsingModel, grid_model, load_model_file
-from hpcfit.nrpt.outputs import write_outputs
 from hpcfit.nrpt.result import NrptResult
 from hpcfit.nrpt.run import run
 from hpcfit.nrpt.targets import AbstractTarget, GaussianPathTarget, IsingTarget
@@ -24,5 +25,4 @@ __all__ = [
     "grid_model",
     "load_model_file",
     "run",
-    "write_outputs",
 ]

@@ -120,7 +120,7 @@ def _outline(cfg: Config, job: Job) -> int:
 def _finish(record: RunRecord, run_dir: Path, result: Any) -> Status:
     """Rank 0: a non-finite energy (exit 3) or an error while closing a round (70) ends the
     run with its state; otherwise the output files and the run record."""
-    from hpcfit.nrpt import write_outputs
+    from hpcfit.io.nrpt_out import write_outputs
 
     if not result.ok:
         return fail(record, result.exit_code, result.message or str(result.failure), result.status)

@@ -75,8 +75,8 @@ def run(
 def _outline(cfg: Config, job: Job) -> int:
     """Rank 0 loads, warm-starts and plans; the shards are scattered, sampled where they are
     owned (checkpointed) and gathered; rank 0 combines them and writes the results."""
-    from hpcfit.cmc.driver import distribute, gather_results, in_shard_order, sample_owned
-    from hpcfit.cmc.progress import Progress, ProgressMonitor
+    from hpcfit.pipelines.progress import Progress, ProgressMonitor
+    from hpcfit.pipelines.shards import distribute, gather_results, in_shard_order, sample_owned
 
     comm, root, run_dir, record = job.comm, job.root, job.run_dir, job.record
     prepared, status = job.on_root(lambda rec: prepare(cfg, run_dir, rec, comm.size))

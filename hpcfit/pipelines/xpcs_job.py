@@ -1,7 +1,7 @@
 """The CMC job rank 0 builds for every rank: σ_a, shard plan, targets and preconditioner.
 
 ``plan_cmc`` fills a ``Prepared`` (``hpcfit.pipelines.xpcs``) with the pooled points, the shard
-plan, the :class:`~hpcfit.cmc.driver.ShardJob` and two targets: the one reporting every free
+plan, the :class:`~hpcfit.pipelines.shards.ShardJob` and two targets: the one reporting every free
 quantity (names, priors and bounds of the outputs) and the one NUTS samples (``cmc.scaling``).
 """
 
@@ -57,9 +57,9 @@ def identification_note(names: tuple[str, ...]) -> str | None:
 def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int) -> None:
     """Shard count and plan, target, preconditioner and the job every rank receives."""
     from hpcfit.cmc.diagnostics import Gates
-    from hpcfit.cmc.driver import ShardJob, fingerprint_doc
     from hpcfit.cmc.nuts import NutsSettings
     from hpcfit.cmc.plan import idle_rank_note, plan_shards
+    from hpcfit.pipelines.shards import ShardJob, fingerprint_doc
     from hpcfit.pipelines.xpcs_plan import shard_count
     from hpcfit.xpcs.posterior import (
         as_sampled,

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from nrpt_helpers import BlowUpTarget
 
+from hpcfit.io.nrpt_out import write_outputs
 from hpcfit.io.results import read_results_h5
-from hpcfit.nrpt import IsingTarget, grid_model, run, write_outputs
+from hpcfit.nrpt import IsingTarget, grid_model, run
 
 REQUIRED = (
     "mean_energy",

@@ -30,11 +30,11 @@ from hpcfit.cmc.nuts import NutsSettings, run_attempt
 from hpcfit.cmc.plan import ShardPlan
 from hpcfit.cmc.policy import ShardResult, run_shard
 from hpcfit.cmc.precondition import Preconditioner
-from hpcfit.cmc.progress import Progress, progress_note
 from hpcfit.errors import RunDirError
 from hpcfit.io import checkpoint
 from hpcfit.parallel.balance import ids_by_rank
 from hpcfit.parallel.comm import Comm
+from hpcfit.pipelines.progress import Progress, progress_note
 from hpcfit.xpcs.dataset import Pooled, SlotGrid
 from hpcfit.xpcs.params import ParamSpace
 

@@ -26,8 +26,7 @@ from hpcfit.errors import ConfigError
 from hpcfit.io.jsonable import plain
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.balance import load_balance
-from hpcfit.parallel.comm import Comm
-from hpcfit.pipelines.runner import Job, run_job
+from hpcfit.pipelines.runner import Job, workload_run
 from hpcfit.status import EXIT_OK, Status
 
 log = logging.getLogger("hpcfit")
@@ -212,16 +211,10 @@ def fingerprint_of(cfg: Config) -> str:
     return fingerprint(doc)
 
 
-def run(
-    cfg: Config,
-    run_dir: Path,
-    resolved: dict[str, Any],
-    comm: Comm | None = None,
-    facts: dict[str, Any] | None = None,
-) -> int:
-    """Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""
-    seeds = {"kuramoto.seed": cfg.kuramoto.seed}
-    return run_job(run_dir, resolved, comm, facts, seeds, lambda job: _outline(cfg, job))
+run = workload_run(
+    lambda cfg: {"kuramoto.seed": cfg.kuramoto.seed}, lambda cfg, job: _outline(cfg, job)
+)
+"""Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""
 
 
 def _outline(cfg: Config, job: Job) -> int:

@@ -20,8 +20,7 @@ from typing import Any
 from hpcfit.config import Config, NrptConfig, NrptModel
 from hpcfit.errors import ConfigError
 from hpcfit.io.run_record import RunRecord
-from hpcfit.parallel.comm import Comm
-from hpcfit.pipelines.runner import Job, run_job
+from hpcfit.pipelines.runner import Job, workload_run
 from hpcfit.pipelines.status import fail
 from hpcfit.status import EXIT_OK, Status
 
@@ -62,16 +61,8 @@ def progress_line(info: dict[str, Any]) -> str:
     )
 
 
-def run(
-    cfg: Config,
-    run_dir: Path,
-    resolved: dict[str, Any],
-    comm: Comm | None = None,
-    facts: dict[str, Any] | None = None,
-) -> int:
-    """Run NRPT on every rank of ``comm``; rank 0 writes ``nrpt/``. Returns the exit code."""
-    seeds = {"nrpt.seed": cfg.nrpt.seed}
-    return run_job(run_dir, resolved, comm, facts, seeds, lambda job: _outline(cfg, job))
+run = workload_run(lambda cfg: {"nrpt.seed": cfg.nrpt.seed}, lambda cfg, job: _outline(cfg, job))
+"""Run NRPT on every rank of ``comm``; rank 0 writes ``nrpt/``. Returns the exit code."""
 
 
 def _outline(cfg: Config, job: Job) -> int:

@@ -19,13 +19,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hpcfit.errors import InputError
 from hpcfit.io.run_record import RunRecord
 from hpcfit.parallel.comm import Comm, SerialComm
 from hpcfit.pipelines.status import RunLog, guarded, rank_errors_status
 from hpcfit.status import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, Status
+
+if TYPE_CHECKING:
+    from hpcfit.config import Config
 
 T = TypeVar("T")
 CONTINUE = Status(EXIT_OK, "ok", final=False)
@@ -70,6 +73,37 @@ class Job:
         errors = self.comm.gather(error)
         status = rank_errors_status(errors, self.record) if self.root else None
         return value, self.comm.bcast(status or CONTINUE)
+
+
+class WorkloadRun(Protocol):
+    def __call__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        resolved: dict[str, Any],
+        comm: Comm | None = None,
+        facts: dict[str, Any] | None = None,
+    ) -> int: ...
+
+
+def workload_run(
+    seeds: Callable[[Config], dict[str, Any]], outline: Callable[[Config, Job], int]
+) -> WorkloadRun:
+    """A workload's ``run(cfg, run_dir, resolved, comm=None, facts=None) -> exit code``: the
+    frame of :func:`run_job` around ``outline(cfg, job)`` on every rank of ``comm`` (one
+    process without it), with the run's ``seeds(cfg)`` and rank 0's ``facts`` (e.g. each rank's
+    CPU affinity) in ``run.json``."""
+
+    def run(
+        cfg: Config,
+        run_dir: Path,
+        resolved: dict[str, Any],
+        comm: Comm | None = None,
+        facts: dict[str, Any] | None = None,
+    ) -> int:
+        return run_job(run_dir, resolved, comm, facts, seeds(cfg), lambda job: outline(cfg, job))
+
+    return run
 
 
 def run_job(

@@ -28,8 +28,7 @@ from hpcfit.io.jsonable import plain
 from hpcfit.io.run_dir import mark_ended
 from hpcfit.io.run_record import RunRecord
 from hpcfit.io.warm_start import describe_data, warm_start_table, write_plots, write_warm_start
-from hpcfit.parallel.comm import Comm
-from hpcfit.pipelines.runner import Job, run_job
+from hpcfit.pipelines.runner import Job, workload_run
 from hpcfit.pipelines.xpcs_job import plan_cmc
 from hpcfit.records import NLSQResult
 from hpcfit.runtime import memory
@@ -58,18 +57,8 @@ class Prepared:
         self.pooled = None
 
 
-def run(
-    cfg: Config,
-    run_dir: Path,
-    resolved: dict[str, Any],
-    comm: Comm | None = None,
-    facts: dict[str, Any] | None = None,
-) -> int:
-    """Run the job in ``run_dir`` on every rank of ``comm``; returns the exit code.
-
-    ``facts`` (rank 0) are recorded in ``run.json`` (e.g. each rank's CPU affinity).
-    """
-    return run_job(run_dir, resolved, comm, facts, seeds_of(cfg), lambda job: _outline(cfg, job))
+run = workload_run(lambda cfg: seeds_of(cfg), lambda cfg, job: _outline(cfg, job))
+"""Run the XPCS job in ``run_dir`` on every rank of ``comm``; returns the exit code."""
 
 
 def _outline(cfg: Config, job: Job) -> int:

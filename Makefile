@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/device_crossover.py
 	$(PY) benchmarks/real_file_io.py
 	$(PY) benchmarks/cmc_calibration.py
+	$(PY) benchmarks/kuramoto_trig.py
 	$(PY) benchmarks/report.py --write
 
 clean:

@@ -8,8 +8,9 @@ Reads the newest record (by ``generated_utc``, then file name) of each benchmark
 ``benchmarks/results/`` and renders one Markdown table: metric, hpcfit, peer or baseline, ratio,
 goal, met. Ratios are the peer's or baseline's time over hpcfit's (> 1: hpcfit faster). The
 output depends on the records only (no clock, no host of its own; fixed float formats), so
-``tests/test_readme_perf.py`` can compare it with the block between ``<!-- perf:start -->`` and
-``<!-- perf:end -->`` in ``docs/benchmarks.md``. Standard library only; runs no benchmark.
+``--check`` can compare it with the block between ``<!-- perf:start -->`` and
+``<!-- perf:end -->`` in ``docs/benchmarks.md``; ``make bench`` ends with ``--write``. Standard
+library only; runs no benchmark.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ STILL_ABOVE_NUMERICS = {
     # communicator, routing and round checkpoints), which still live beside their numerics
     "hpcfit.cmc.summary": ["hpcfit.io.atomic"],
     "hpcfit.kuramoto.entry": ["hpcfit.device"],
-    "hpcfit.nrpt.checkpoint": ["hpcfit.io.atomic", "hpcfit.io.checkpoint"],
+    "hpcfit.nrpt.checkpoint": ["hpcfit.io.checkpoint"],
     "hpcfit.nrpt.distributed": ["hpcfit.parallel.comm"],
     "hpcfit.nrpt.run": ["hpcfit.device", "hpcfit.parallel.balance", "hpcfit.parallel.comm"],
 }

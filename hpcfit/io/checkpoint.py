@@ -1,10 +1,13 @@
-"""Atomic, fingerprinted checkpoints of CMC shards and of the NLSQ warm start.
+"""hpcfit's one checkpoint store: atomic, fingerprinted records of finished work.
 
-Each checkpoint is a pair of files in one directory:
+Every checkpoint of every workload is a record saved by :func:`save_record` and read back by
+:func:`load_record`: CMC shards and the NLSQ warm start (here), NRPT rounds
+(:mod:`hpcfit.nrpt.checkpoint`) and Kuramoto member chunks (:mod:`hpcfit.io.kuramoto_out`).
+A record is a pair of files with one stem:
 
-* ``<name>.npz``: the arrays (shard draws; the warm start's vectors, covariance and start
-  points), one npz entry per array, named by its place in the record (``draws_u``,
-  ``starts.0.theta``, ``extra.sigma_used``, ...);
+* ``<stem>.npz``: the arrays (shard draws; the warm start's vectors, covariance and start
+  points; replica states), one npz entry per array, named by its place in the record
+  (``draws_u``, ``starts.0.theta``, ``history.3.betas``, ...);
 * ``<name>.json``: ``format`` (:data:`FORMAT`), ``kind``, ``fingerprint`` and every other field
   of the record. An array appears there as ``{"$array": npz entry, "dtype", "shape",
   "sha256"}``, a non-finite float as ``{"$float": "nan" | "inf" | "-inf"}`` and a tuple as
@@ -13,7 +16,9 @@ Each checkpoint is a pair of files in one directory:
 Both are written atomically (``hpcfit.io.atomic``), the npz first: the json marks completion, and
 an existing json is removed before a new npz is written, so a crash leaves either no json or a
 complete pair. Shards live in ``shard_<s:05d>.{npz,json}``, the warm start in
-``checkpoint.{npz,json}`` of its directory.
+``checkpoint.{npz,json}`` of its directory. A record that is replaced as work goes on (NRPT's
+round) is written under a new stem and the old one removed after, so a complete one is always
+on disk.
 
 Loading never raises for a bad file: it returns ``(None, reason)``, "missing" when there is no
 json, "fingerprint mismatch" when the run's inputs differ, and "corrupt: ..." otherwise; the
@@ -124,6 +129,24 @@ def shard_paths(directory: Path, shard_id: int) -> tuple[Path, Path]:
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
+def save_record(stem: Path, kind: str, fp: str, fields: dict[str, Any]) -> None:
+    """Save ``fields`` (JSON values, NumPy arrays, tuples; nested) as a record of ``kind``
+    under fingerprint ``fp`` at ``<stem>.npz`` and ``<stem>.json``: the npz, then the json."""
+    stem = Path(stem)
+    _save(stem.with_suffix(".npz"), stem.with_suffix(".json"), kind, fp, fields)
+
+
+def load_record(
+    stem: Path, kind: str, fp: str, ids: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """The fields of the complete record of ``kind`` with fingerprint ``fp`` at ``stem`` (and
+    integer fields equal to ``ids``) and "", or ``(None, reason)``: "missing", "fingerprint
+    mismatch" or "corrupt: ...". Never raises for a bad file."""
+    stem = Path(stem)
+    npz_path, json_path = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    return _load(npz_path, json_path, kind, fp, ids or {}, lambda fields: fields)
+
+
 def save_shard(directory: Path, result: ShardResult, fp: str) -> None:
     """Checkpoint a finished shard (any status) under fingerprint ``fp``: npz, then json."""
     npz_path, json_path = shard_paths(directory, result.shard_id)
@@ -221,24 +244,9 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
-def encode_record(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(strict-JSON document, arrays by npz entry name) of a record; :func:`decode_record`
-    inverts it exactly. Raises TypeError or ValueError for a value it cannot store."""
-    arrays: dict[str, np.ndarray] = {}
-    return _encode(fields, arrays, ()), arrays
-
-
-def decode_record(doc: dict[str, Any], npz: Any) -> dict[str, Any]:
-    """The record of :func:`encode_record`, its arrays read from ``npz`` and checked against
-    the document (dtype, shape, sha256); raises ValueError naming what does not match."""
-    try:
-        return _decode(doc, npz)
-    except _Corrupt as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _save(npz_path: Path, json_path: Path, kind: str, fp: str, fields: dict[str, Any]) -> None:
-    body, arrays = encode_record(fields)  # before touching the files: a bad record changes nothing
+    arrays: dict[str, np.ndarray] = {}
+    body = _encode(fields, arrays, ())  # before touching the files: a bad record changes nothing
     json_path.unlink(missing_ok=True)  # no json = not complete, while the npz is rewritten
     write_npz(npz_path, **arrays)
     write_json(json_path, {"format": FORMAT, "kind": kind, "fingerprint": fp, **body})

@@ -21,36 +21,36 @@ from typing import Any
 import numpy as np
 
 from hpcfit.config import Config, KuramotoConfig
-from hpcfit.io.atomic import write_atomic_path, write_json, write_npz
+from hpcfit.io.atomic import write_atomic_path, write_json
+from hpcfit.io.checkpoint import load_record, save_record
 from hpcfit.io.jsonable import plain
 from hpcfit.parallel.comm import Comm
 
 CHUNK_KEYS = ("final", "order_parameter", "trajectory")
+CHUNK_KIND = "kuramoto_chunk"
 
 
 # ------------------------------------------------------------------------- chunk checkpoints
-def chunk_path(chunk_dir: Path, start: int, stop: int) -> Path:
-    return Path(chunk_dir) / f"members-{start:07d}-{stop:07d}.npz"
+def chunk_stem(chunk_dir: Path, start: int, stop: int) -> Path:
+    """Stem of the checkpoint record of members [start, stop) (``.npz`` and ``.json``)."""
+    return Path(chunk_dir) / f"members-{start:07d}-{stop:07d}"
 
 
-def save_chunk(chunk_dir: Path, start: int, stop: int, fp: str, arrays: dict[str, Any]) -> Path:
-    """Write a finished chunk of members [start, stop) atomically, tagged with ``fp``."""
+def save_chunk(chunk_dir: Path, start: int, stop: int, fp: str, arrays: dict[str, Any]) -> None:
+    """Checkpoint a finished chunk of members [start, stop) under fingerprint ``fp``."""
     kept = {k: np.asarray(v) for k, v in arrays.items() if k in CHUNK_KEYS}
-    return write_npz(chunk_path(chunk_dir, start, stop), fingerprint=np.array(fp), **kept)
+    fields = {"start": int(start), "stop": int(stop), **kept}
+    save_record(chunk_stem(chunk_dir, start, stop), CHUNK_KIND, fp, fields)
 
 
 def load_chunk(chunk_dir: Path, start: int, stop: int, fp: str) -> dict[str, np.ndarray] | None:
-    """The chunk's arrays if its file exists, reads and carries fingerprint ``fp``; else None."""
-    path = chunk_path(chunk_dir, start, stop)
-    if not path.is_file():
+    """The chunk's arrays if a complete record with fingerprint ``fp`` holds members
+    [start, stop); else None (missing, from other settings, or damaged: recomputed)."""
+    ids = {"start": int(start), "stop": int(stop)}
+    fields, _ = load_record(chunk_stem(chunk_dir, start, stop), CHUNK_KIND, fp, ids)
+    if fields is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["fingerprint"]) != fp:
-                return None
-            out = {k: np.array(z[k]) for k in z.files if k in CHUNK_KEYS}
-    except (OSError, ValueError, KeyError):
-        return None
+    out = {k: v for k, v in fields.items() if k in CHUNK_KEYS and isinstance(v, np.ndarray)}
     if out.get("final") is None or out["final"].shape[0] != stop - start:
         return None
     return out

@@ -1,23 +1,21 @@
 """Round-boundary checkpoints of an NRPT run.
 
-After each completed round rank 0 writes ``<dir>/nrpt_checkpoint.npz`` in one atomic write
-(``hpcfit.io.atomic.write_npz``: temporary file, fsync, ``os.replace``), so the file on disk is
-always one complete round. It holds the states of every replica (replica order), the chain map,
-the ladder of the next round, the next global scan counter t, the completed round, the per-round
-history and, after the last round, that round's records (so a finished run is rebuilt without
-sampling). A JSON header inside the archive records the format, the fingerprint of the run's
-configuration (target definition, N, n_expl, seed, number of rounds, a*, first ladder),
-that configuration and the history, in the record codec of :mod:`hpcfit.io.checkpoint` (its
-arrays are further entries of the archive, checked by sha256 when read).
+After each completed round rank 0 saves a record of the checkpoint store
+(:mod:`hpcfit.io.checkpoint`) named ``nrpt_round_<r:05d>.{npz,json}`` and then removes the
+records of earlier rounds, so a complete round is always on disk. The record holds the states of
+every replica (replica order), the chain map, the ladder of the next round, the next global scan
+counter t, the completed round, the per-round history, the run's configuration and, after the
+last round, that round's records (so a finished run is rebuilt without sampling). Its
+fingerprint is that of the configuration (target definition, N, n_expl, seed, number of rounds,
+a*, first ladder).
 
 Keys are counter-based, so resuming from round k is bitwise equal to not stopping.
-Loading never raises: a missing file resumes nothing, a mismatched or unreadable one is ignored
-with a warning naming the reason.
+Loading never raises: no record resumes nothing, a mismatched or damaged one is ignored with a
+warning naming the reason.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from hpcfit.errors import AdviceWarning
-from hpcfit.io.atomic import write_npz
-from hpcfit.io.checkpoint import decode_record, encode_record, fingerprint
+from hpcfit.io.checkpoint import fingerprint, load_record, save_record
 
-FORMAT = 2  # 2: the history's arrays are npz entries (io.checkpoint's record codec)
-FILENAME = "nrpt_checkpoint.npz"
+KIND = "nrpt_round"
+STEM_PREFIX = "nrpt_round_"
 _RECORD_KEYS = ("chain", "e1", "v", "site_sum", "acc")
 
 
@@ -56,6 +53,21 @@ def run_config(
     return {**doc, "fingerprint": fingerprint(doc)}
 
 
+def round_stem(directory: str | Path, round_done: int) -> Path:
+    """Stem of the checkpoint record after round ``round_done``."""
+    return Path(directory) / f"{STEM_PREFIX}{int(round_done):05d}"
+
+
+def _saved_rounds(directory: Path) -> list[int]:
+    """Rounds with a checkpoint json in ``directory``, newest first."""
+    rounds = []
+    for path in directory.glob(f"{STEM_PREFIX}*.json"):
+        digits = path.stem[len(STEM_PREFIX) :]
+        if digits.isdigit():
+            rounds.append(int(digits))
+    return sorted(rounds, reverse=True)
+
+
 def save(
     directory: str | Path,
     config: dict[str, Any],
@@ -68,58 +80,43 @@ def save(
     history: list[dict[str, Any]],
     records: dict[str, np.ndarray] | None,
 ) -> Path:
-    """Write the checkpoint of a completed round atomically (rank 0 only)."""
-    header, arrays = encode_record(
-        {
-            "format": FORMAT,
-            "config": config,
-            "round_done": int(round_done),
-            "t_next": int(t_next),
-            "history": history,
-            "has_records": records is not None,
-        }
-    )  # the history's arrays become npz entries named by their place ("history.0.betas")
-    arrays |= {
-        "header": np.asarray(json.dumps(header, allow_nan=False)),
+    """Save the checkpoint of a completed round (rank 0 only), then remove earlier rounds'."""
+    directory = Path(directory)
+    fields = {
+        "config": config,
+        "round_done": int(round_done),
+        "t_next": int(t_next),
+        "history": history,
         "states": np.ascontiguousarray(states),
         "chains": np.asarray(chains, dtype=np.int32),
         "betas_next": np.asarray(betas_next, dtype=np.float64),
+        "records": None if records is None else {k: np.asarray(records[k]) for k in _RECORD_KEYS},
     }
-    if records is not None:
-        arrays.update({f"records_{k}": np.asarray(records[k]) for k in _RECORD_KEYS})
-    return write_npz(Path(directory) / FILENAME, **arrays)
+    stem = round_stem(directory, round_done)
+    save_record(stem, KIND, config["fingerprint"], fields)
+    for older in _saved_rounds(directory):
+        if older != round_done:
+            round_stem(directory, older).with_suffix(".json").unlink(missing_ok=True)
+            round_stem(directory, older).with_suffix(".npz").unlink(missing_ok=True)
+    return stem.with_suffix(".json")
 
 
 def load(directory: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The last complete round's checkpoint if it matches ``config``; None (with a warning for a
-    mismatched or damaged file) otherwise."""
-    path = Path(directory) / FILENAME
-    if not path.is_file():
-        return None
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            header = json.loads(str(npz["header"]))
-            if header.get("format") != FORMAT:
-                reason = f"format {header.get('format')!r}, expected {FORMAT}"
-            elif header.get("config", {}).get("fingerprint") != config["fingerprint"]:
-                reason = (
-                    f"it was written by another configuration ({header.get('config')}; "
-                    f"this run: {config})"
-                )
-            else:
-                out = {
-                    "round_done": int(header["round_done"]),
-                    "t_next": int(header["t_next"]),
-                    "history": decode_record({"history": header["history"]}, npz)["history"],
-                    "states": npz["states"],
-                    "chains": npz["chains"],
-                    "betas_next": npz["betas_next"],
-                    "records": None,
-                }
-                if header.get("has_records"):
-                    out["records"] = {k: npz[f"records_{k}"] for k in _RECORD_KEYS}
-                return out
-    except Exception as exc:  # a damaged file is a reason to start afresh, never to stop
-        reason = f"unreadable ({type(exc).__name__}: {exc})"
-    warnings.warn(f"ignoring NRPT checkpoint {path}: {reason}", AdviceWarning, stacklevel=3)
+    """The newest complete round's checkpoint that matches ``config``, or None; a mismatched or
+    damaged record is passed over with a warning."""
+    directory = Path(directory)
+    for saved in _saved_rounds(directory):
+        stem = round_stem(directory, saved)
+        fields, reason = load_record(stem, KIND, config["fingerprint"], {"round_done": saved})
+        if fields is not None:
+            return fields
+        if reason == "missing":  # removed since it was listed
+            continue
+        if reason == "fingerprint mismatch":
+            reason = f"it was written by another configuration (this run: {config})"
+        else:
+            reason = f"unreadable ({reason})"
+        warnings.warn(
+            f"ignoring NRPT checkpoint {stem}.json: {reason}", AdviceWarning, stacklevel=3
+        )
     return None

@@ -440,3 +440,27 @@ def test_warm_start_bad_checkpoints(tmp_path):
     shutil.copyfile(shard_paths(tmp_path, 0)[1], json_path)
     result, reason = load_warm_start(tmp_path, FP)
     assert result is None and "kind 'cmc_shard'" in reason
+
+
+def test_any_record_round_trips_and_is_checked_by_kind_id_and_fingerprint(tmp_path):
+    """The store every workload uses (NRPT rounds and Kuramoto chunks save records too)."""
+    from hpcfit.io.checkpoint import load_record, save_record
+
+    fields = {
+        "round_done": 3,
+        "history": [{"betas": np.linspace(0.0, 1.0, 4), "rate": math.inf, "pair": (1, 2)}],
+        "states": np.arange(6, dtype=np.int8).reshape(2, 3),
+        "records": None,
+    }
+    stem = tmp_path / "r"
+    save_record(stem, "demo", "fp1", fields)
+    got, reason = load_record(stem, "demo", "fp1", {"round_done": 3})
+    assert reason == "" and got is not None
+    assert got["history"][0]["pair"] == (1, 2) and got["history"][0]["rate"] == math.inf
+    assert np.array_equal(got["history"][0]["betas"], fields["history"][0]["betas"])
+    assert got["states"].dtype == np.int8 and np.array_equal(got["states"], fields["states"])
+    assert got["records"] is None
+    assert load_record(stem, "demo", "fp2") == (None, "fingerprint mismatch")
+    assert load_record(stem, "other", "fp1")[1] == "corrupt: kind 'demo', expected 'other'"
+    assert load_record(stem, "demo", "fp1", {"round_done": 4})[1].startswith("corrupt: round_done")
+    assert load_record(tmp_path / "absent", "demo", "fp1") == (None, "missing")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from nrpt_helpers import assert_results_equal
 
 from hpcfit.errors import AdviceWarning
+from hpcfit.io.checkpoint import load_record
 from hpcfit.nrpt import IsingTarget, grid_model, run
-from hpcfit.nrpt.checkpoint import FILENAME
+from hpcfit.nrpt.checkpoint import KIND, round_stem
 from hpcfit.parallel.comm import SerialComm
 
 
@@ -40,7 +43,11 @@ def test_resume_is_bitwise_equal_to_an_uninterrupted_run(target, tmp_path, path)
         run(
             target, **CONFIG, checkpoint_dir=tmp_path, on_round=_stop_after(3), comm=comm, path=path
         )
-    assert (tmp_path / FILENAME).is_file()
+    # one complete record, of the last finished round; the earlier rounds' are removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "nrpt_round_00003.json",
+        "nrpt_round_00003.npz",
+    ]
     seen = []
     resumed = run(
         target, **CONFIG, checkpoint_dir=tmp_path, on_round=seen.append, comm=comm, path=path
@@ -66,9 +73,13 @@ def test_checkpoint_of_another_configuration_is_ignored_with_a_warning(target, t
 
 
 def test_damaged_checkpoint_is_ignored_with_a_warning(target, tmp_path):
-    (tmp_path / FILENAME).write_bytes(b"not an npz archive")
+    run(target, **CONFIG, checkpoint_dir=tmp_path)
+    last = round_stem(tmp_path, CONFIG["n_rounds"])
+    last.with_suffix(".npz").write_bytes(b"not an npz archive")
     with pytest.warns(AdviceWarning, match="unreadable"):
         res = run(target, **CONFIG, checkpoint_dir=tmp_path)
     assert res.resumed_from == 0 and res.ok
-    with np.load(tmp_path / FILENAME) as npz:  # rewritten by the run
-        assert npz["states"].shape == (5, 16) and npz["states"].dtype == np.int8
+    fingerprint = json.loads(last.with_suffix(".json").read_text())["fingerprint"]
+    fields, reason = load_record(last, KIND, fingerprint)  # rewritten by the run
+    assert reason == "" and fields is not None
+    assert fields["states"].shape == (5, 16) and fields["states"].dtype == np.int8

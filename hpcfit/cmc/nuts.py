@@ -218,16 +218,17 @@ def _build_program(
         state = kernel.init(key, s.num_warmup, start, model_args=args, model_kwargs={})
         sites = kernel.postprocess_fn(args, {})
 
-        def adapt(st, _):
-            return kernel.sample(st, args, {}), None
-
-        def keep(st, _):
+        def step(st, _):
             st = kernel.sample(st, args, {})
             out = sites(st.z)
             return st, (out["u"], out["theta"], *(getattr(st, k) for k in EXTRA_FIELDS))
 
-        state, _ = jax.lax.scan(adapt, state, None, length=s.num_warmup)
-        state, kept = jax.lax.scan(keep, state, None, length=s.num_samples)
+        # One loop over warmup and sampling, as MCMC.run's: the kernel adapts while its
+        # iteration counter is below num_warmup. One NUTS body to compile, not two (one loop per
+        # phase doubled the compile time); the warmup rows are dropped.
+        length = s.num_warmup + s.num_samples
+        state, rows = jax.lax.scan(step, state, None, length=length)
+        kept = tuple(r[s.num_warmup :] for r in rows)
         return kept, state.adapt_state.step_size
 
     energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))

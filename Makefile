@@ -77,6 +77,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/nrpt_bench.py --scale-sizes 16 48
 	$(PY) benchmarks/device_crossover.py
 	$(PY) benchmarks/real_file_io.py
+	$(PY) benchmarks/malloc_arenas.py
 	$(PY) benchmarks/cmc_calibration.py
 	$(PY) benchmarks/kuramoto_trig.py
 	$(PY) benchmarks/report.py --write

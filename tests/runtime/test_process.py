@@ -1,10 +1,16 @@
-"""XLA flag merging: the device count is replaced, every other user flag is kept."""
+"""Process set-up: XLA flag merging (the device count is replaced, every other user flag is
+kept) and the cap on glibc's malloc arenas."""
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 
-from hpcfit.runtime.process import merge_xla_flags
+from hpcfit.runtime.process import MALLOC_ARENAS, limit_malloc_arenas, merge_xla_flags
 
 
 @pytest.mark.parametrize(
@@ -26,3 +32,63 @@ from hpcfit.runtime.process import merge_xla_flags
 )
 def test_device_count_replaced_other_flags_kept(existing: str, count, expected: str) -> None:
     assert merge_xla_flags(existing, count) == expected
+
+
+_ARENA_PROBE = r"""
+import ctypes, os, sys, tempfile, threading
+from hpcfit.runtime.process import limit_malloc_arenas
+cap = limit_malloc_arenas() if sys.argv[1] == "cap" else None
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(8)
+
+def work():
+    start.wait()  # all eight threads allocate at once
+    for _ in range(200):
+        libc.free(ctypes.c_void_p(libc.malloc(64 * 1024)))
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+path = os.path.join(tempfile.mkdtemp(), "info.xml")
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, fp)
+libc.fclose(fp)
+print(cap, open(path).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+    reason="malloc arenas are glibc's",
+)
+def test_malloc_arenas_capped_before_threads_allocate() -> None:
+    """Eight threads allocating at once get their own arenas by glibc's default; after
+    ``limit_malloc_arenas`` they share two (the cap that keeps a long NUTS run's memory flat)."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def arenas(mode: str) -> tuple[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _ARENA_PROBE, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split()
+        return out[0], int(out[1])
+
+    assert arenas("cap") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
+    cap, uncapped = arenas("none")
+    assert cap == "None" and uncapped > MALLOC_ARENAS
+
+
+def test_malloc_arena_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's MALLOC_ARENA_MAX (read by glibc at start-up) is reported, not overridden."""
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "6")
+    assert limit_malloc_arenas() == 6

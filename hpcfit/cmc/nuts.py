@@ -11,7 +11,8 @@ over the data on every call, so XLA compiles the whole sampler again for every s
 chain loop (the kernel's ``init`` and ``sample``, as ``MCMC`` runs them: the same keys, the same
 warmup and collection) is mapped once per (target, preconditioner, K, settings) and takes the
 shard's data as an argument. Shards padded to one length (``shard_data(..., size=)``) then
-reuse it: a rank's second shard compiles nothing. Retries double the warmup and compile anew.
+reuse it: a rank's second shard compiles nothing. A retry changes the loop's length and compiles
+anew.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import time
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,9 +52,10 @@ class NutsSettings:
     dense_mass: bool = False
     init_jitter: float = 0.5
     precondition: Mode = "whiten"
+    thin: int = 1  # keep every thin-th of num_samples·thin iterations (set by retries)
 
     def __post_init__(self) -> None:
-        for name in ("num_warmup", "num_samples", "num_chains", "max_tree_depth"):
+        for name in ("num_warmup", "num_samples", "num_chains", "max_tree_depth", "thin"):
             v, least = getattr(self, name), {"num_warmup": 0, "num_chains": 2}.get(name, 1)
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise ValueError(f"cmc.{name} must be an integer >= {least}, got {v!r}")
@@ -65,16 +67,26 @@ class NutsSettings:
             raise ValueError(f"cmc.precondition must be one of {MODES}, got {self.precondition!r}")
 
 
-def attempt_settings(settings: NutsSettings, attempt: int) -> NutsSettings:
-    """Settings of attempt r ≥ 0: t_r = t_{r−1} + (0.99 − t_{r−1})/2, warmup
-    2^r·num_warmup, all else unchanged. In float64, 0.9 → 0.9450000000000001 → 0.9675.
+ESS_GATES = frozenset({"min_ess_bulk_per_chain", "min_ess_tail_per_chain"})
+"""Gates that more draws of healthy chains cure."""
+
+
+def retry_settings(previous: NutsSettings, failed_gates: Collection[str] = ()) -> NutsSettings:
+    """Settings of the attempt after one with ``previous`` that failed.
+
+    * Only ESS gates failed (``failed_gates`` ⊆ :data:`ESS_GATES`): the chains mixed but were
+      short, and more warmup does not lengthen them. The next attempt runs twice the kept
+      iterations (``thin`` × 2) and keeps every ``thin``-th, so the draw count, the warmup and
+      the target acceptance stay; the ESS per kept draw rises where the autocorrelation time
+      exceeds the thinning.
+    * Anything else (R-hat, divergences, BFMI, non-finite draws, an exception, a bad start, or
+      no gate named): warmup × 2 and the target acceptance halfway to 0.99; in float64
+      0.9 → 0.9450000000000001 → 0.9675.
     """
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-        raise ValueError(f"attempt must be an integer >= 0, got {attempt!r}")
-    t = settings.target_accept
-    for _ in range(attempt):
-        t = t + (TARGET_ACCEPT_CAP - t) / 2
-    return replace(settings, target_accept=t, num_warmup=settings.num_warmup * 2**attempt)
+    if failed_gates and set(failed_gates) <= ESS_GATES:
+        return replace(previous, thin=previous.thin * 2)
+    t = previous.target_accept + (TARGET_ACCEPT_CAP - previous.target_accept) / 2
+    return replace(previous, target_accept=t, num_warmup=previous.num_warmup * 2)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,7 @@ class AttemptResult:
     num_samples: int
     num_chains: int
     wall_s: float
+    thin: int = 1
     draws_u: np.ndarray | None = None
     draws_theta: np.ndarray | None = None
     diverging: np.ndarray | None = None
@@ -225,10 +238,11 @@ def _build_program(
 
         # One loop over warmup and sampling, as MCMC.run's: the kernel adapts while its
         # iteration counter is below num_warmup. One NUTS body to compile, not two (one loop per
-        # phase doubled the compile time); the warmup rows are dropped.
-        length = s.num_warmup + s.num_samples
+        # phase doubled the compile time); the warmup rows are dropped, and of the sampling
+        # rows the last of every ``thin`` is kept.
+        length = s.num_warmup + s.num_samples * s.thin
         state, rows = jax.lax.scan(step, state, None, length=length)
-        kept = tuple(r[s.num_warmup :] for r in rows)
+        kept = tuple(r[s.num_warmup + s.thin - 1 :: s.thin] for r in rows)
         return kept, state.adapt_state.step_size
 
     energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))
@@ -256,7 +270,7 @@ def run_attempt(
     precond : Preconditioner  û, L (and Σ_w for mass mode)
     n_shards : int  K: the prior exponent is 1/K
     seed, shard_id, attempt : int  keys ``attempt_keys(seed, shard_id, attempt)``
-    settings : NutsSettings  already those of this attempt (see :func:`attempt_settings`)
+    settings : NutsSettings  already those of this attempt (see :func:`retry_settings`)
 
     Returns
     -------
@@ -272,6 +286,7 @@ def run_attempt(
         "num_warmup": s.num_warmup,
         "num_samples": s.num_samples,
         "num_chains": s.num_chains,
+        "thin": s.thin,
     }
     meter = CompileMeter()
 

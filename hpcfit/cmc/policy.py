@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hpcfit.cmc.diagnostics import Gates, apply_gates, shard_diagnostics
-from hpcfit.cmc.nuts import NutsSettings, attempt_settings, run_attempt
+from hpcfit.cmc.nuts import NutsSettings, retry_settings, run_attempt
 from hpcfit.status import EXIT_OK, EXIT_WORK_FAILED
 
 log = logging.getLogger("hpcfit")
@@ -84,7 +84,8 @@ def run_shard(
 
     ``target, data, precond, n_shards, seed, shard_id`` go to ``attempt_fn`` (``run_attempt``'s
     signature, returning an AttemptResult-like record: status, message, names, draws_u,
-    draws_theta, extra), with ``attempt=r`` and ``attempt_settings(settings, r)``.
+    draws_theta, extra), with ``attempt=r`` and the settings of that attempt: ``settings`` first,
+    then :func:`~hpcfit.cmc.nuts.retry_settings` of the previous attempt and its failed gates.
     ``max_retries`` counts the re-runs allowed under "retry" and is ignored otherwise.
     """
     if on_failure not in POLICIES:
@@ -94,8 +95,11 @@ def run_shard(
     t0 = time.perf_counter()
     n_attempts = max_retries + 1 if on_failure == "retry" else 1
     attempts: list[dict[str, Any]] = []
+    s = settings
     for r in range(n_attempts):
-        s = attempt_settings(settings, r)
+        if r:
+            failed = {f.split(":", 1)[0] for f in attempts[-1]["gate_failures"]}
+            s = retry_settings(s, failed)
         rec, kept = _one_attempt(
             attempt_fn, target, data, precond, n_shards, seed, shard_id, r, s, gates
         )
@@ -125,8 +129,8 @@ def _one_attempt(attempt_fn, target, data, precond, n_shards, seed, shard_id, r,
     t0 = time.perf_counter()
     rec: dict[str, Any] = dict(
         attempt=r, target_accept=float(s.target_accept), num_warmup=int(s.num_warmup),
-        status="failed", message="", gate_failures=[], gate_warnings=[], error_type=None,
-        traceback=None, wall_s=0.0,
+        thin=int(s.thin), status="failed", message="", gate_failures=[], gate_warnings=[],
+        error_type=None, traceback=None, wall_s=0.0,
     )  # fmt: skip
     kept = None
     try:

@@ -8,8 +8,10 @@ Warm start (θ̂, Σ̂ from NLSQ)::
     Σ_w = whiten_scale²·K·Σ_u       (a shard holds 1/K of the data: K times the covariance)
 
 Guards: a *pinned* row (θ̂ within 1e-6·(hi − lo) of a bound, the NLSQ rule), an *unidentified*
-row (named by the caller, e.g. ``NLSQResult.unidentified``) or a *NaN* row (a non-finite entry
-in its row or column, or a diagonal ≤ 0) loses its correlations and gets the fallback variance
+row (named by the caller, e.g. ``NLSQResult.unidentified``), a *loose* row (σ̂_k = √Σ̂_kk wider
+than the prior sd: the data constrain it less than its prior, although JᵀJ, scaled column by
+column, has no null direction) or a *NaN* row (a non-finite entry in its row or column, or a
+diagonal ≤ 0) loses its correlations and gets the fallback variance
 K·(prior_sd·G_pp)². Then every sd √Σ_w,pp is clipped to [1e-8, 2] (correlations kept), and
 L = chol(Σ_w), retried with jitter 1e-10·mean(diag)·10^k, k = 0…4, else the diagonal only.
 
@@ -124,7 +126,8 @@ def from_warm_start(
     theta_hat : Float64[Array, "P"]  warm-start estimate, θ units, finite
     cov : Float64[Array, "P P"]  its covariance Σ̂ (θ units²); NaN rows allowed (fallback)
     lo, hi : Float64[Array, "P"]  bounds (±inf: no bound)
-    prior_sd : Float64[Array, "P"]  prior sds (θ units), > 0, for the fallback widths
+    prior_sd : Float64[Array, "P"]  prior sds (θ units), > 0: the fallback widths, and the
+        widest σ̂_k a row may have before it counts as not identified
     n_shards : int  K ≥ 1
     whiten_scale : float  ``cmc.whiten_scale`` (> 0)
     unidentified : sequence of str  coordinates to give the fallback width
@@ -146,7 +149,9 @@ def from_warm_start(
     pinned = np.isfinite(tol) & ((raw - lo <= tol) | (hi - raw <= tol))
     bad = ~(np.isfinite(np.diag(c)) & (np.diag(c) > 0))  # then rows non-finite among the rest
     bad[~bad] = ~np.all(np.isfinite(c[np.ix_(~bad, ~bad)]), axis=1)
-    guard = pinned | bad | np.isin(np.asarray(names), list(unidentified))
+    loose = np.zeros_like(bad)
+    loose[~bad] = np.sqrt(np.diag(c)[~bad]) > sd[~bad]
+    guard = pinned | bad | loose | np.isin(np.asarray(names), list(unidentified))
     g = t.inverse_derivative(th)
     with np.errstate(invalid="ignore"):
         cov_w = whiten_scale**2 * k * (g[:, None] * c * g[None, :])

@@ -42,15 +42,15 @@ def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[
 
 
 def identification_note(names: tuple[str, ...]) -> str | None:
-    """The warning for quantities the warm start does not pin down (at a bound, unidentified, or
-    without a finite σ_k): the sampler scales them by their prior width instead."""
+    """The warning for quantities the warm start does not pin down (at a bound, unidentified,
+    σ_k not finite or wider than the prior sd): the sampler scales them by their prior width."""
     if not names:
         return None
     return (
-        f"CMC: the warm start does not identify {', '.join(names)} (at a bound, unidentified or "
-        "σ_k not finite): NUTS scales them by their prior width, and their posteriors may be "
-        "dominated by the priors; more frames, a longer frame interval or fixing them "
-        "(model.fixed) helps"
+        f"CMC: the warm start does not identify {', '.join(names)} (at a bound, unidentified, "
+        "σ_k not finite or wider than the prior sd): NUTS scales them by their prior width, and "
+        "their posteriors may be dominated by the priors; more frames, a longer frame interval "
+        "or fixing them (model.fixed) helps"
     )
 
 

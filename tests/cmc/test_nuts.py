@@ -10,6 +10,8 @@ same shape reuses the compiled program (0 backend compiles) with results equal t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,9 +23,9 @@ from hpcfit.cmc.diagnostics import shard_diagnostics
 from hpcfit.cmc.nuts import (
     EXTRA_FIELDS,
     NutsSettings,
-    attempt_settings,
     initial_params,
     program,
+    retry_settings,
     run_attempt,
 )
 from hpcfit.cmc.precondition import from_warm_start
@@ -82,20 +84,30 @@ def test_defaults_are_spec():
 
 
 def test_retry_schedule():
+    """Any failure but low ESS: warmup × 2 and target acceptance halfway to 0.99; low ESS alone:
+    twice the iterations thinned by 2, nothing else changed."""
     s = NutsSettings()
-    assert attempt_settings(s, 0) == s
-    r1, r2 = attempt_settings(s, 1), attempt_settings(s, 2)
+    r1 = retry_settings(s, {"max_rhat", "min_ess_bulk_per_chain"})
+    r2 = retry_settings(r1)
     assert r1.target_accept == pytest.approx(0.945, abs=1e-15)
     assert r2.target_accept == pytest.approx(0.9675, abs=1e-15)
-    assert (r1.num_warmup, r2.num_warmup) == (1000, 2000)
+    assert (r1.num_warmup, r2.num_warmup) == (1000, 2000) and r2.thin == 1
     assert r2.num_samples == s.num_samples and r2.max_tree_depth == s.max_tree_depth
-    with pytest.raises(ValueError):
-        attempt_settings(s, -1)
+    e1 = retry_settings(s, {"min_ess_tail_per_chain"})
+    e2 = retry_settings(e1, {"min_ess_bulk_per_chain", "min_ess_tail_per_chain"})
+    assert (e1.thin, e2.thin) == (2, 4)
+    assert e2 == NutsSettings(thin=4)
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_chains": 1}, {"target_accept": 1.0}, {"precondition": "diag"}, {"num_samples": 2.5}],
+    [
+        {"num_chains": 1},
+        {"target_accept": 1.0},
+        {"precondition": "diag"},
+        {"num_samples": 2.5},
+        {"thin": 0},
+    ],
 )
 def test_settings_validation(kwargs):
     with pytest.raises(ValueError):
@@ -125,10 +137,24 @@ def test_keyed_by_seed_shard_attempt(base):
     again = run()
     np.testing.assert_array_equal(again.draws_u, base.draws_u)
     np.testing.assert_array_equal(again.energy, base.energy)
-    retry = run(attempt_settings(SMALL, 1), attempt=1)
+    retry = run(retry_settings(SMALL), attempt=1)
     assert retry.status == "ok"
     assert retry.target_accept == pytest.approx(0.945) and retry.num_warmup == 300
     assert not np.array_equal(retry.draws_u, base.draws_u)
+
+
+def test_thinned_draws_are_every_thin_th_iteration(base):
+    """thin = 2 runs twice the sampling iterations with the same keys and keeps the second of
+    each pair: its draws and NUTS fields are exactly the odd rows of the unthinned run of
+    2·num_samples draws (one scan, so the warmup and the chains' paths are the same)."""
+    long = run(replace(SMALL, num_samples=2 * SMALL.num_samples))
+    thinned = run(replace(SMALL, thin=2))
+    assert thinned.status == "ok" and thinned.thin == 2
+    assert thinned.draws_u.shape == base.draws_u.shape
+    np.testing.assert_array_equal(thinned.draws_u, long.draws_u[:, 1::2])
+    np.testing.assert_array_equal(thinned.draws_theta, long.draws_theta[:, 1::2])
+    for k in EXTRA_FIELDS:
+        np.testing.assert_array_equal(getattr(thinned, k), getattr(long, k)[:, 1::2])
 
 
 def test_mass_mode_dense():

@@ -1,9 +1,9 @@
 """û and L from the warm start and the cold-start fallback.
 
 Truths: the delta-method formulas written out by hand (G from its closed form, not from
-the transform module), the guards (pinned, unidentified and NaN rows get uncorrelated prior
-widths), the sd clip that keeps correlations, the Cholesky jitter ladder and its diagonal
-fallback, K/(2M_a) for a sampled σ_a, and the cold-start diagonal.
+the transform module), the guards (pinned, unidentified, NaN and wider-than-prior rows get
+uncorrelated prior widths), the sd clip that keeps correlations, the Cholesky jitter ladder and
+its diagonal fallback, K/(2M_a) for a sampled σ_a, and the cold-start diagonal.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_theta_is_clipped_into_the_box():
     assert pc.fallback == () and pc.sd_clipped == ()
 
 
-@pytest.mark.parametrize("how", ["unidentified", "nan", "zero_variance"])
+@pytest.mark.parametrize("how", ["unidentified", "nan", "zero_variance", "wider_than_prior"])
 def test_guarded_row_gets_prior_width(how):
     cov = COV.copy()
     unidentified: tuple[str, ...] = ()
@@ -68,8 +68,10 @@ def test_guarded_row_gets_prior_width(how):
         unidentified = ("b",)
     elif how == "nan":
         cov[1, :] = cov[:, 1] = np.nan
-    else:
+    elif how == "zero_variance":
         cov[1, 1] = 0.0
+    else:  # σ̂_b = 0.6 > prior sd 0.5 (a 30-fold larger variance, correlations kept)
+        cov = cov_from(np.array([0.01, 0.6, 3.0]), CORR)
     pc = from_warm_start(NAMES, THETA, cov, LO, HI, SD, K, unidentified=unidentified)
     g = spec_g(THETA)
     assert pc.fallback == ("b",)
@@ -88,9 +90,15 @@ def test_pinned_row_gets_prior_width_then_sd_clip():
     assert pc.cov_w[0, 1] == pc.cov_w[0, 2] == 0.0
 
 
+def test_row_as_wide_as_its_prior_is_kept():
+    cov = cov_from(np.array([0.01, 0.5, 3.0]), CORR)  # σ̂_b equal to the prior sd: kept
+    assert from_warm_start(NAMES, THETA, cov, LO, HI, SD, K).fallback == ()
+
+
 def test_sd_clip_keeps_correlations():
     cov = cov_from(np.array([1e-14, 0.02, 3000.0]), CORR)  # sd in u: a ≈ 8e-15, c ≈ 3.9
-    pc = from_warm_start(NAMES, THETA, cov, LO, HI, SD, K)
+    wide = np.array([0.1, 0.5, 5000.0])  # c's prior wider than σ̂_c: not a fallback row
+    pc = from_warm_start(NAMES, THETA, cov, LO, HI, wide, K)
     sd = np.sqrt(np.diag(pc.cov_w))
     assert sd[0] == pytest.approx(1e-8, rel=1e-12) and sd[2] == pytest.approx(2.0, rel=1e-12)
     assert set(pc.sd_clipped) == {"a", "c"}

@@ -8,8 +8,10 @@ Pure arithmetic on what a short NUTS probe of one shard measured (:mod:`hpcfit.c
   job's);
 * a rank runs ⌈K/R⌉ shards one after another; the job is the data load and warm start on
   rank 0, then the slowest rank; a shard that fails its gates and is retried costs one more
-  compile and shard each time, so the upper estimate allows ``max_retries`` retries on one
-  shard per rank;
+  compile and a longer shard each time (retry r runs at most max(2^r·W + S, W + 2^r·S)
+  iterations: twice the warmup per retry, or twice the sampling iterations after low ESS
+  alone, :func:`hpcfit.cmc.nuts.retry_settings`), so the upper estimate allows
+  ``max_retries`` retries on one shard per rank;
 * a rank's memory is its process before any data (the JAX runtime), plus its shards' points,
   plus what sampling one shard added in the probe; rank 0 also holds the data and the warm
   start, measured as the peak of the planning process itself.
@@ -79,6 +81,13 @@ def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> floa
     return per_iteration * (num_warmup + num_samples)
 
 
+def retry_iterations(num_warmup: int, num_samples: int, retry: int) -> int:
+    """The most iterations retry r ≥ 1 of a shard runs: 2^r·W + S on the warmup path, W + 2^r·S
+    on the thinning path (a mix of the two runs fewer)."""
+    grow = 2**retry
+    return max(grow * num_warmup + num_samples, num_warmup + grow * num_samples)
+
+
 def plan_job(
     probe: ProbeTiming,
     *,
@@ -98,7 +107,11 @@ def plan_job(
     per_rank = -(-n_shards // n_ranks)
     shard_s = shard_seconds(probe, num_warmup, num_samples)
     job_s = prepare_s + probe.compile_s + per_rank * shard_s
-    upper = job_s + max_retries * (probe.compile_s + shard_s)
+    per_iteration = shard_s / max(num_warmup + num_samples, 1)
+    upper = job_s + sum(
+        probe.compile_s + per_iteration * retry_iterations(num_warmup, num_samples, r)
+        for r in range(1, max_retries + 1)
+    )
     shards_mb = per_rank * points_per_shard * BYTES_PER_POINT / 2**20
     rank_mb = base_mb + shards_mb + probe.sampling_mb
     rank0_mb = max(rank0_peak_mb, rank_mb) + shards_mb

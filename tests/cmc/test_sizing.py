@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from hpcfit.cmc.plan import resolve_n_shards
-from hpcfit.cmc.sizing import ProbeTiming, plan_job, sbatch_line, shard_seconds, slurm_time
+from hpcfit.cmc.sizing import (
+    ProbeTiming,
+    plan_job,
+    retry_iterations,
+    sbatch_line,
+    shard_seconds,
+    slurm_time,
+)
 
 PROBE = ProbeTiming(
     points=5000,
@@ -39,6 +46,12 @@ def test_shard_time_is_iterations_at_the_probe_rate():
     assert shard_seconds(PROBE, 500, 1000) == pytest.approx(300.0)
 
 
+def test_a_retry_runs_at_most_the_longer_of_its_two_paths():
+    assert retry_iterations(500, 1000, 1) == 2500  # thinning: 500 + 2·1000 > 2·500 + 1000
+    assert retry_iterations(2000, 100, 1) == 4100  # warmup: 2·2000 + 100 > 2000 + 2·100
+    assert retry_iterations(500, 1000, 2) == 4500
+
+
 def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
     plan = plan_job(
         PROBE,
@@ -54,14 +67,15 @@ def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
         rank0_peak_mb=900.0,
     )
     assert plan.shards_per_rank == 3
-    # one compile per rank (10 s), then three shards of 300 s; a retry compiles again
+    # one compile per rank (10 s), then three shards of 300 s; a retry compiles again and runs
+    # at most 500 + 2·1000 then 500 + 4·1000 iterations (the thinning path) at 0.2 s each
     assert plan.job_s == pytest.approx(20.0 + 10.0 + 3 * 300.0)
-    assert plan.job_s_with_retries == pytest.approx(plan.job_s + 2 * 310.0)
+    assert plan.job_s_with_retries == pytest.approx(plan.job_s + 10.0 + 500.0 + 10.0 + 900.0)
     shards_mb = 3 * 5000 * 64 / 2**20
     assert plan.memory_rank_mb == pytest.approx(300.0 + shards_mb + 100.0)
     assert plan.memory_rank0_mb == pytest.approx(900.0 + shards_mb)
-    # 1550 s × 1.5 = 2325 s → 39 min; (900 + shards) MB × 1.25 / 4 cores per task
-    assert "--ntasks=4 --cpus-per-task=4 --time=00:39:00" in plan.sbatch
+    # 2350 s × 1.5 = 3525 s → 59 min; (900 + shards) MB × 1.25 / 4 cores per task
+    assert "--ntasks=4 --cpus-per-task=4 --time=00:59:00" in plan.sbatch
     assert plan.sbatch.endswith("slurm/cpu.sbatch")
 
 

@@ -75,10 +75,14 @@ def draws_mb(n_shards: int, num_chains: int, num_samples: int, n_quantities: int
     return 2.0 * n_shards * values * 8.0 / 2**20
 
 
+def seconds_per_iteration(probe: ProbeTiming) -> float:
+    """The probe's wall time per NUTS iteration, its compile taken out (s)."""
+    return max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)
+
+
 def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> float:
     """The job's iterations of one shard at the probe's time per iteration (no compile)."""
-    per_iteration = max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)
-    return per_iteration * (num_warmup + num_samples)
+    return seconds_per_iteration(probe) * (num_warmup + num_samples)
 
 
 def retry_iterations(num_warmup: int, num_samples: int, retry: int) -> int:
@@ -107,9 +111,9 @@ def plan_job(
     per_rank = -(-n_shards // n_ranks)
     shard_s = shard_seconds(probe, num_warmup, num_samples)
     job_s = prepare_s + probe.compile_s + per_rank * shard_s
-    per_iteration = shard_s / max(num_warmup + num_samples, 1)
     upper = job_s + sum(
-        probe.compile_s + per_iteration * retry_iterations(num_warmup, num_samples, r)
+        probe.compile_s
+        + seconds_per_iteration(probe) * retry_iterations(num_warmup, num_samples, r)
         for r in range(1, max_retries + 1)
     )
     shards_mb = per_rank * points_per_shard * BYTES_PER_POINT / 2**20

@@ -39,8 +39,9 @@ def merge_xla_flags(existing: str, device_count: int | None) -> str:
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> int | None:
     """Cap glibc's malloc arenas at ``arenas`` (``MALLOC_ARENA_MAX`` wins when set); the cap
     applied, or None where the C library is not glibc. Call before JAX starts its threads."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return int(os.environ["MALLOC_ARENA_MAX"])  # glibc read it at start-up
+    value = os.environ.get("MALLOC_ARENA_MAX", "").strip()
+    if value.isdigit():  # glibc read it at start-up; a value it ignores gets hpcfit's cap
+        return int(value)
     if not sys.platform.startswith("linux"):
         return None
     try:

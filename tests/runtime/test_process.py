@@ -89,6 +89,10 @@ def test_malloc_arenas_capped_before_threads_allocate() -> None:
 
 
 def test_malloc_arena_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A user's MALLOC_ARENA_MAX (read by glibc at start-up) is reported, not overridden."""
+    """A user's MALLOC_ARENA_MAX (read by glibc at start-up) is reported, not overridden; one
+    that is not a count is ignored by glibc, so the cap applies."""
     monkeypatch.setenv("MALLOC_ARENA_MAX", "6")
     assert limit_malloc_arenas() == 6
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "many")  # glibc ignores it: hpcfit's cap applies
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert limit_malloc_arenas() == (MALLOC_ARENAS if glibc else None)

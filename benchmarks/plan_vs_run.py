@@ -8,6 +8,8 @@ here; recorded as ``plan_only``); its estimate is still the answer a user gets b
 
     .venv/bin/python benchmarks/plan_vs_run.py                       # make run's job, ≈ 12 min
     .venv/bin/python benchmarks/plan_vs_run.py --plan-only data=synthetic data.n_frames=1000
+    .venv/bin/python benchmarks/plan_vs_run.py --keep /tmp/pvr data=synthetic data.n_frames=1000 \\
+        cmc.n_shards=auto                                            # ≈ 2 h on 2 cores
 """
 
 from __future__ import annotations
@@ -41,14 +43,28 @@ def hpcfit(args: list[str], run_dir: Path) -> tuple[int, float, str]:
     return proc.returncode, time.perf_counter() - t0, proc.stdout + proc.stderr
 
 
+def attempts_per_shard(run_dir: Path) -> dict[str, int]:
+    """How many shards needed 1, 2, 3 … attempts (``cmc/diagnostics.json``)."""
+    path = run_dir / "cmc" / "diagnostics.json"
+    if not path.exists():
+        return {}
+    counts: dict[str, int] = {}
+    for shard in json.loads(path.read_text())["shards"]:
+        n = str(len(shard["attempts"]))
+        counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--plan-only", action="store_true", help="record the plan, skip the run")
+    ap.add_argument("--keep", type=Path, help="keep the plan's and the run's directories here")
     ap.add_argument("overrides", nargs="*", default=None)
     args = ap.parse_args(argv)
     overrides = DEFAULT + (args.overrides or [])
     load_start = _record.loadavg()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
         code, plan_wall, out = hpcfit([*overrides, "cmc.plan_only=true"], Path(tmp) / "plan")
         if code != 0:
             raise SystemExit(f"the plan exited {code}:\n{out[-3000:]}")
@@ -64,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_s": wall,
                 "peak_rss_mb": record.get("peak_rss_mb"),
                 "status": record.get("status"),
+                "attempts_per_shard": attempts_per_shard(Path(tmp) / "run"),
             }
             ratio = est["job_s"] / wall
             print(f"run: {wall:.0f} s (plan/measured {ratio:.2f}), exit {code}", flush=True)

@@ -1,10 +1,11 @@
 """The configuration schema: frozen dataclasses registered with Hydra's ConfigStore.
 
-Values live in ``configs/`` (YAML). This module holds the XPCS job's sections and the root
-:class:`Config`; the sections of the routed workloads (``device``, ``kuramoto``, ``nrpt``) are
-in :mod:`hpcfit.config_workloads`. Hydra rejects unknown keys and wrong types while composing
-(struct mode); :func:`hpcfit.validation.to_config` converts a composed config and rejects
-out-of-range values, naming the key. No JAX import here.
+Values live in ``configs/`` (YAML). One root schema per workload (:class:`XpcsJob`,
+:class:`KuramotoJob`, :class:`NrptJob`): ``workload=`` selects it, so a job carries only its own
+sections. This module holds the XPCS sections; those of the routed workloads (``device``,
+``kuramoto``, ``nrpt``) are in :mod:`hpcfit.config_workloads`. Hydra rejects unknown keys and
+wrong types while composing (struct mode); :func:`hpcfit.validation.to_config` converts a
+composed config and rejects out-of-range values, naming the key. No JAX import here.
 """
 
 from __future__ import annotations
@@ -256,24 +257,59 @@ class MpiConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class JobConfig:
+    """The sections every job has: which workload, and how its ranks start."""
+
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    mpi: MpiConfig = field(default_factory=MpiConfig)
+
+
+@dataclass(frozen=True)
+class XpcsJob(JobConfig):
+    """``workload=xpcs``: data selection, parameter model, NLSQ warm start and CMC."""
+
     data: Any = MISSING  # EmbeddedData | FileData | SyntheticData (the chosen group option)
     model: ModelConfig = field(default_factory=ModelConfig)
     nlsq: NlsqConfig = field(default_factory=NlsqConfig)
     cmc: CmcConfig = field(default_factory=CmcConfig)
-    mpi: MpiConfig = field(default_factory=MpiConfig)
+
+
+@dataclass(frozen=True)
+class KuramotoJob(JobConfig):
+    """``workload=kuramoto``: a networked-Kuramoto RK4 ensemble, routed to a device."""
+
     device: DeviceConfig = field(default_factory=DeviceConfig)
     kuramoto: KuramotoConfig = field(default_factory=KuramotoConfig)
+
+
+@dataclass(frozen=True)
+class NrptJob(JobConfig):
+    """``workload=nrpt``: non-reversible parallel tempering on an Ising model, routed to a
+    device."""
+
+    device: DeviceConfig = field(default_factory=DeviceConfig)
     nrpt: NrptConfig = field(default_factory=NrptConfig)
 
 
-def cores_per_rank(cfg: Config) -> int:
+Config = XpcsJob | KuramotoJob | NrptJob
+"""A job's configuration: the schema its ``workload`` group option selects."""
+
+RoutedJob = KuramotoJob | NrptJob
+"""The workloads whose ranks may take a GPU (``device.*``); the XPCS fit never does."""
+
+JOB_SCHEMAS: dict[Workload, type[JobConfig]] = {
+    Workload.xpcs: XpcsJob,
+    Workload.kuramoto: KuramotoJob,
+    Workload.nrpt: NrptJob,
+}
+
+
+def cores_per_rank(cfg: JobConfig) -> int:
     """CPU cores each rank should own: ``mpi.cores_per_rank``, else one per chain for the XPCS
     fit (its chains run on parallel virtual devices) and 1 for the Kuramoto and NRPT workloads."""
     if cfg.mpi.cores_per_rank is not None:
         return cfg.mpi.cores_per_rank
-    return cfg.cmc.num_chains if cfg.workload.name is Workload.xpcs else 1
+    return cfg.cmc.num_chains if isinstance(cfg, XpcsJob) else 1
 
 
 DATA_SCHEMAS: dict[str, type] = {
@@ -298,14 +334,18 @@ def _writable(node: DictConfig | ListConfig) -> DictConfig | ListConfig:
 
 
 def register() -> None:
-    """Store the schema nodes in Hydra's ConfigStore (``config_schema``, ``data/<x>_schema``)."""
+    """Store the schema nodes in Hydra's ConfigStore: one root schema per workload
+    (``<workload>_schema``, named first in ``configs/workload/<workload>.yaml``) and the data
+    sources' (``data/<x>_schema``)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    root = _writable(OmegaConf.structured(Config))
-    for section in ("start", "bounds", "priors"):  # keyed by parameter name: open for new keys
-        OmegaConf.set_struct(root.model[section], False)
-    cs.store(name="config_schema", node=root)
+    for workload, schema in JOB_SCHEMAS.items():
+        root = _writable(OmegaConf.structured(schema))
+        if schema is XpcsJob:  # keyed by parameter name: open for new keys
+            for section in ("start", "bounds", "priors"):
+                OmegaConf.set_struct(root.model[section], False)
+        cs.store(name=f"{workload.value}_schema", node=root)
     for name, schema in DATA_SCHEMAS.items():
         cs.store(group="data", name=f"{name}_schema", node=_writable(OmegaConf.structured(schema)))
 

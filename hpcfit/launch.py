@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from hpcfit.config import Config, Launcher, NrptModel, Workload, cores_per_rank
+from hpcfit.config import Config, Launcher, NrptJob, NrptModel, XpcsJob, cores_per_rank
 from hpcfit.errors import ConfigError
 from hpcfit.pipelines.status import EXIT_INPUT
 
@@ -163,7 +163,7 @@ def launch(cfg: Config, run_dir: Path, resolved: dict, overrides: list[str]) -> 
     from hpcfit.io.run_dir import OWNER_ENV, claim
 
     ranks = cfg.mpi.ranks or 1
-    plan_only = cfg.workload.name is Workload.xpcs and cfg.cmc.plan_only
+    plan_only = isinstance(cfg, XpcsJob) and cfg.cmc.plan_only
     if ranks == 1 or plan_only:  # a plan for R ranks is made by one process
         from hpcfit import rank
         from hpcfit.parallel.comm import SerialComm
@@ -268,11 +268,11 @@ def require_capacity(ranks: int, oversubscribe: bool, env: Mapping[str, str]) ->
 
 def require_inputs(cfg: Config) -> None:
     """Check the workload's input file (XPCS data, NRPT model JSON); raises InputError."""
-    if cfg.workload.name is Workload.xpcs:
+    if isinstance(cfg, XpcsJob):
         from hpcfit.io.sources import require_file
 
         require_file(cfg.data)
-    elif cfg.workload.name is Workload.nrpt and cfg.nrpt.model is NrptModel.file:
+    elif isinstance(cfg, NrptJob) and cfg.nrpt.model is NrptModel.file:
         from hpcfit.pipelines.nrpt import build_model
 
         build_model(cfg.nrpt)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from hpcfit.config import Config, Workload, cores_per_rank
+from hpcfit.config import Config, KuramotoJob, XpcsJob, cores_per_rank
 from hpcfit.errors import ConfigError, InputError
 from hpcfit.parallel.comm import Comm
 
@@ -41,7 +41,7 @@ def setup(comm: Comm, cfg: Config) -> dict[str, Any]:
     affinity = pin.apply(decision)
     if decision.warning and local_rank == 0:
         log.warning("CPU pinning: %s", decision.warning)
-    chains = cfg.cmc.num_chains if cfg.workload.name is Workload.xpcs else None
+    chains = cfg.cmc.num_chains if isinstance(cfg, XpcsJob) else None
     configure(device_count=chains)
     facts = {
         "rank": comm.rank,
@@ -66,15 +66,15 @@ def assign_role(node: Comm, cfg: Config) -> Any:
     """
     from hpcfit import device
 
-    xpcs = cfg.workload.name is Workload.xpcs
     visible = node.bcast(node.gather(os.environ.get("CUDA_VISIBLE_DEVICES")))
-    options = {
-        "device_count": cfg.cmc.num_chains if xpcs else None,
-        "deterministic_gpu": cfg.device.deterministic_gpu,
-        "compile_cache": cfg.device.compile_cache,
-        "node_visible": visible,
-    }
-    gpus = 0 if xpcs else cfg.device.gpus_per_node
+    options: dict[str, Any] = {"node_visible": visible}
+    if isinstance(cfg, XpcsJob):
+        gpus: Any = 0
+        options["device_count"] = cfg.cmc.num_chains
+    else:
+        gpus = cfg.device.gpus_per_node
+        options["deterministic_gpu"] = cfg.device.deterministic_gpu
+        options["compile_cache"] = cfg.device.compile_cache
     if "jax" not in sys.modules:
         role = device.assign_rank_devices(node.rank, gpus, os.environ, **options)
         os.environ.update(role)
@@ -125,7 +125,7 @@ def _run_ranks(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm)
     facts = setup(comm, cfg)
     roles = comm.bcast([f["role"] for f in facts["rank_setup"]] if comm.rank == 0 else None)
     gpu_ranks = [r for r, role in enumerate(roles) if role == "gpu"]
-    if cfg.workload.name is Workload.xpcs or not gpu_ranks or len(gpu_ranks) == comm.size:
+    if isinstance(cfg, XpcsJob) or not gpu_ranks or len(gpu_ranks) == comm.size:
         return _run_workload(cfg, run_dir, resolved, comm, facts if comm.rank == 0 else None)
     leader = gpu_ranks[0]
     facts = comm.bcast(facts if comm.rank == 0 else None)
@@ -143,12 +143,11 @@ def _run_ranks(cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm)
 def _run_workload(
     cfg: Config, run_dir: Path, resolved: dict[str, Any], comm: Comm, facts: Any
 ) -> int:
-    name = cfg.workload.name
-    if name is Workload.xpcs:
+    if isinstance(cfg, XpcsJob):
         from hpcfit.pipelines import xpcs
 
         return xpcs.run(cfg, run_dir, resolved, comm, facts=facts)
-    if name is Workload.kuramoto:
+    if isinstance(cfg, KuramotoJob):
         from hpcfit.pipelines import kuramoto
 
         return kuramoto.run(cfg, run_dir, resolved, comm, facts=facts)

@@ -15,6 +15,11 @@ class WarmStartFlag(Enum):
 
     converged = ("converged", True)
     at_bounds = ("a free parameter lies within 1e-6·(hi−lo) of a bound", True)
+    bound_active = (
+        "a quantity the data identify (σ_k ≤ its prior sd) lies at a bound: the best fit is "
+        "outside the box",
+        False,
+    )
     max_nfev = ("evaluation budget exhausted with finite results below the start cost", True)
     singular = ("JᵀJ is rank-deficient; some parameters are unidentified", True)
     scaling_unidentified = ("a slot shows no dynamics; its contrast is held", True)

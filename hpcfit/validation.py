@@ -19,26 +19,29 @@ from hpcfit.config import (
     DeviceConfig,
     FileData,
     KuramotoConfig,
+    KuramotoJob,
     Launcher,
     ModelConfig,
     MpiConfig,
     NlsqConfig,
     NrptConfig,
+    NrptJob,
     NrptModel,
     ScalingParamConfig,
     SyntheticData,
+    XpcsJob,
 )
 from hpcfit.errors import ConfigError, describe_omegaconf_error
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """Convert the composed Hydra config (without its ``hydra`` node) to frozen objects and
-    :func:`validate` them."""
+    """Convert the composed Hydra config (without its ``hydra`` node) to the frozen schema of
+    its workload and :func:`validate` it."""
     try:
         obj = OmegaConf.to_object(cfg)
     except Exception as exc:  # OmegaConf names the key in its message
         raise ConfigError(describe_omegaconf_error(exc)) from None
-    assert isinstance(obj, Config)
+    assert isinstance(obj, XpcsJob | KuramotoJob | NrptJob)
     validate(obj)
     return obj
 
@@ -55,9 +58,17 @@ def _positive(key: str, value: float) -> None:
 def validate(cfg: Config) -> None:
     """Range and cross-field checks; raises :class:`ConfigError` naming the first bad key."""
     _validate_mpi(cfg.mpi)
-    _validate_device(cfg.device)
-    _validate_kuramoto(cfg.kuramoto)
-    _validate_nrpt(cfg.nrpt)
+    if isinstance(cfg, KuramotoJob):
+        _validate_device(cfg.device)
+        _validate_kuramoto(cfg.kuramoto)
+    elif isinstance(cfg, NrptJob):
+        _validate_device(cfg.device)
+        _validate_nrpt(cfg.nrpt)
+    else:
+        _validate_xpcs(cfg)
+
+
+def _validate_xpcs(cfg: XpcsJob) -> None:
     _validate_cmc(cfg.cmc)
     if cfg.cmc.enabled and cfg.cmc.require_warm_start:
         _require(
@@ -257,6 +268,7 @@ def _validate_cmc(cmc: CmcConfig) -> None:
 
 
 DEVICE_SPECS = ("auto", "cpu", "gpu", "none")
+NRPT_MAX_ROUNDS = 24  # hpcfit.nrpt.run.MAX_ROUNDS (equal by test), kept here to avoid JAX
 
 
 def _is_int(value: object) -> bool:
@@ -308,7 +320,8 @@ def _validate_nrpt(n: NrptConfig) -> None:
     _finite("nrpt.h", n.h)
     _require(math.isfinite(n.beta) and n.beta >= 0, "nrpt.beta", "a finite value >= 0", n.beta)
     _require(n.n_chains >= 2, "nrpt.n_chains", "an integer >= 2", n.n_chains)
-    _require(1 <= n.n_rounds <= 20, "nrpt.n_rounds", "an integer in [1, 20]", n.n_rounds)
+    limit = NRPT_MAX_ROUNDS
+    _require(1 <= n.n_rounds <= limit, "nrpt.n_rounds", f"an integer in [1, {limit}]", n.n_rounds)
     _require(n.n_expl >= 1, "nrpt.n_expl", "an integer >= 1", n.n_expl)
     _require(
         0 < n.target_acceptance < 1,

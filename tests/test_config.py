@@ -35,6 +35,47 @@ def test_default_composes_to_frozen_objects() -> None:
 
 
 @pytest.mark.parametrize(
+    ("workload", "schema", "sections"),
+    [
+        ("xpcs", C.XpcsJob, {"workload", "mpi", "data", "model", "nlsq", "cmc"}),
+        ("kuramoto", C.KuramotoJob, {"workload", "mpi", "device", "kuramoto"}),
+        ("nrpt", C.NrptJob, {"workload", "mpi", "device", "nrpt"}),
+    ],
+)
+def test_each_workload_selects_its_own_schema(workload, schema, sections) -> None:
+    cfg = compose_config(f"workload={workload}")
+    assert type(cfg) is schema and cfg.workload.name.value == workload
+    assert {f.name for f in dataclasses.fields(cfg)} == sections
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        composed = compose(config_name="config", overrides=[f"workload={workload}"])
+    assert set(composed.keys()) == sections  # the run record's config holds nothing else
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["workload=kuramoto", "cmc.num_chains=2"], "cmc"),
+        (["workload=nrpt", "data=synthetic"], "data"),
+        (["workload=nrpt", "kuramoto.n_members=4"], "kuramoto"),
+        (["device.spec=cpu"], "device"),  # the XPCS fit is never routed
+    ],
+)
+def test_a_key_of_another_workload_is_an_input_error(overrides, key) -> None:
+    with pytest.raises(ConfigError, match=key):
+        prevalidate(overrides)
+
+
+def test_nrpt_round_limit_is_the_engines() -> None:
+    from hpcfit.nrpt.run import MAX_ROUNDS
+    from hpcfit.validation import NRPT_MAX_ROUNDS
+
+    assert NRPT_MAX_ROUNDS == MAX_ROUNDS
+    assert compose_config("workload=nrpt", f"nrpt.n_rounds={MAX_ROUNDS}").nrpt.n_rounds == 24
+    with pytest.raises(ConfigError, match=r"^nrpt.n_rounds: expected an integer in \[1, 24\]"):
+        prevalidate(["workload=nrpt", f"nrpt.n_rounds={MAX_ROUNDS + 1}"])
+
+
+@pytest.mark.parametrize(
     ("option", "schema", "fixed"),
     [
         ("embedded", C.EmbeddedData, set(EMBEDDED_FIXED)),

@@ -120,6 +120,7 @@ class AttemptResult:
     energy: np.ndarray | None = None
     init_redraws: int = 0
     step_size: np.ndarray | None = None  # adapted NUTS step size per chain
+    warmup_steps: np.ndarray | None = None  # leapfrog steps of each chain's warmup (all of it)
     completion_margin_sd: float | None = None  # see ``Completion``; None without one
     n_compiles: int = 0  # XLA backend compiles during the attempt (0: a reused program)
     compile_s: float = 0.0  # tracing, lowering and compiling during the attempt (s)
@@ -178,7 +179,8 @@ class Program:
 
     energy : (params with a chain axis, data) -> Float64[Array, "C"]  potential of each start
     chains : (keys (C,), starts, data) -> ((u, θ, diverging, accept_prob, num_steps, energy),
-        step size)  every chain's warmup and kept draws, mapped over the local devices
+        step size, warmup leapfrog steps)  every chain's warmup and kept draws, mapped over the
+        local devices
     """
 
     energy: Callable[..., Any]
@@ -243,7 +245,8 @@ def _build_program(
         length = s.num_warmup + s.num_samples * s.thin
         state, rows = jax.lax.scan(step, state, None, length=length)
         kept = tuple(r[s.num_warmup + s.thin - 1 :: s.thin] for r in rows)
-        return kept, state.adapt_state.step_size
+        warmup_steps = jnp.sum(rows[2 + EXTRA_FIELDS.index("num_steps")][: s.num_warmup])
+        return kept, state.adapt_state.step_size, warmup_steps
 
     energy = jax.jit(jax.vmap(lambda prm, d: potential_energy(model, (d,), {}, prm), (0, None)))
     return Program(energy=energy, chains=jax.pmap(one_chain, in_axes=(0, 0, None)))
@@ -316,7 +319,8 @@ def run_attempt(
             if start is None:
                 msg = f"potential energy not finite at some chain's start after {redraws} redraws"
                 return record("bad_init", msg, init_redraws=redraws)
-            kept, step_size = prog.chains(jax.random.split(k_mcmc, s.num_chains), start, data)
+            keys = jax.random.split(k_mcmc, s.num_chains)
+            kept, step_size, warmup_steps = prog.chains(keys, start, data)
             u, theta, *extra = (np.asarray(x) for x in kept)
             extra_fields: dict[str, Any] = dict(zip(EXTRA_FIELDS, extra, strict=True))
             u, theta, margin = u.astype(np.float64), theta.astype(np.float64), None
@@ -331,6 +335,7 @@ def run_attempt(
             **extra_fields,
             init_redraws=redraws,
             step_size=np.atleast_1d(np.asarray(step_size, float)),
+            warmup_steps=np.atleast_1d(np.asarray(warmup_steps, np.int64)),
         )
     except Exception as exc:  # guarded shard work: failures are records
         return record(

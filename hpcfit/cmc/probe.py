@@ -1,8 +1,9 @@
 """A short NUTS run on one shard that measures what a shard of the job costs.
 
-The probe runs the job's own sampler on a real shard of the plan, with ``fraction`` of the
-configured warmup and sampling iterations (at least 20 each), and records the wall time, the
-share of it spent compiling (``jax.monitoring``), the leapfrog steps per iteration and the
+The probe runs the job's own sampler on a real shard of the plan, with the job's whole warmup
+(so the step size and mass matrix are adapted as the job's will be) and ``fraction`` of its
+sampling iterations (at least 20), and records the wall time, the share of it spent compiling
+(``jax.monitoring``), the leapfrog steps of the warmup and per sampling iteration, and the
 memory the attempt added to the process. :mod:`hpcfit.cmc.sizing` turns that into the job's
 estimate.
 """
@@ -25,11 +26,9 @@ MIN_ITERATIONS = 20
 
 
 def probe_settings(settings: NutsSettings, fraction: float) -> NutsSettings:
-    """The job's settings with ``fraction`` of its warmup and sampling iterations."""
+    """The job's settings with ``fraction`` of its sampling iterations (its whole warmup)."""
     return dataclasses.replace(
-        settings,
-        num_warmup=max(MIN_ITERATIONS, math.ceil(settings.num_warmup * fraction)),
-        num_samples=max(MIN_ITERATIONS, math.ceil(settings.num_samples * fraction)),
+        settings, num_samples=max(MIN_ITERATIONS, math.ceil(settings.num_samples * fraction))
     )
 
 
@@ -62,14 +61,16 @@ def probe_shard(
             settings=s,
         )
         wall = time.perf_counter() - t0
-    steps = result.num_steps
+    steps, warmup = result.num_steps, result.warmup_steps
     mean_steps = float(np.mean(steps)) if steps is not None else math.nan
     status = "ok" if result.status == "ok" else f"{result.status}: {result.message}"
     return ProbeTiming(
         points=points,
-        iterations=s.num_warmup + s.num_samples,
+        warmup_iterations=s.num_warmup,
+        sampling_iterations=s.num_samples,
         wall_s=wall,
         compile_s=meter.total_s,
+        warmup_steps=float(np.max(warmup)) if warmup is not None else math.nan,
         mean_steps=mean_steps,
         status=status,
         sampling_mb=max(memory.peak_mb() - before, 0.0),

@@ -2,16 +2,18 @@
 
 Pure arithmetic on what a short NUTS probe of one shard measured (:mod:`hpcfit.cmc.probe`):
 
-* a rank compiles its sampler once (every shard has one padded shape) and a shard costs
-  (num_warmup + num_samples) iterations at the probe's time per iteration (the probe runs the
-  same fraction of warmup and sampling, so its mix of warmup and sampling iterations is the
-  job's);
+* a rank compiles its sampler once (every shard has one padded shape), and a shard costs its
+  leapfrog steps (gradient evaluations) at the probe's time per step. The probe runs the job's
+  whole warmup, so its warmup steps are the job's and its sampling iterations take as many
+  steps as the job's will; only the number of sampling iterations is cut. (A probe with a
+  tenth of the warmup adapts its mass matrix on a few dozen draws, and its sampling then takes
+  2–3 times the steps of the job's: the estimate of a 300-frame job was 2.6 times its run);
 * a rank runs ⌈K/R⌉ shards one after another; the job is the data load and warm start on
   rank 0, then the slowest rank; a shard that fails its gates and is retried costs one more
   compile and a longer shard each time (retry r runs at most max(2^r·W + S, W + 2^r·S)
   iterations: twice the warmup per retry, or twice the sampling iterations after low ESS
-  alone, :func:`hpcfit.cmc.nuts.retry_settings`), so the upper estimate allows
-  ``max_retries`` retries on one shard per rank;
+  alone, :func:`hpcfit.cmc.nuts.retry_settings`; counted here as 2^r times the warmup's or the
+  sampling's steps), so the upper estimate allows ``max_retries`` retries on one shard per rank;
 * a rank's memory is its process before any data (the JAX runtime), plus its shards' points,
   plus what sampling one shard added in the probe; rank 0 also holds the data and the warm
   start, measured as the peak of the planning process itself.
@@ -37,12 +39,18 @@ class ProbeTiming:
     """What the probe of one shard measured."""
 
     points: int  # points of the probed shard
-    iterations: int  # warmup + sampling iterations the probe ran (per chain)
+    warmup_iterations: int  # the probe's warmup iterations per chain (the job's)
+    sampling_iterations: int  # the probe's sampling iterations per chain
     wall_s: float  # the whole probe attempt
     compile_s: float  # JAX tracing, lowering and XLA compiles inside it
-    mean_steps: float  # leapfrog steps per sampling iteration
+    warmup_steps: float  # leapfrog steps of the warmup, the chain with the most
+    mean_steps: float  # leapfrog steps per sampling iteration, mean over chains
     status: str  # the probe attempt's status ("ok" or why it failed)
     sampling_mb: float  # memory the attempt added to the process (MB)
+
+    @property
+    def iterations(self) -> int:
+        return self.warmup_iterations + self.sampling_iterations
 
 
 @dataclass(frozen=True)
@@ -75,14 +83,41 @@ def draws_mb(n_shards: int, num_chains: int, num_samples: int, n_quantities: int
     return 2.0 * n_shards * values * 8.0 / 2**20
 
 
-def seconds_per_iteration(probe: ProbeTiming) -> float:
-    """The probe's wall time per NUTS iteration, its compile taken out (s)."""
-    return max(probe.wall_s - probe.compile_s, 0.0) / max(probe.iterations, 1)
+def seconds_per_step(probe: ProbeTiming) -> float:
+    """The probe's wall time per leapfrog step, its compile taken out (s). The chains run side
+    by side, so the wall time is the warmup with the most steps plus the sampling. A probe that
+    failed before counting steps is timed per iteration instead (see :func:`shard_steps`)."""
+    if _counted(probe):
+        steps = probe.warmup_steps + probe.sampling_iterations * probe.mean_steps
+    else:
+        steps = float(probe.iterations)
+    return max(probe.wall_s - probe.compile_s, 0.0) / max(steps, 1.0)
+
+
+def shard_steps(probe: ProbeTiming, num_warmup: int, num_samples: int) -> tuple[float, float]:
+    """Leapfrog steps of one shard's warmup and sampling at the job's iteration counts (the
+    iteration counts themselves when the probe counted no steps)."""
+    if not _counted(probe):
+        return float(num_warmup), float(num_samples)
+    warmup = probe.warmup_steps * num_warmup / max(probe.warmup_iterations, 1)
+    return warmup, num_samples * probe.mean_steps
+
+
+def _counted(probe: ProbeTiming) -> bool:
+    return math.isfinite(probe.warmup_steps) and math.isfinite(probe.mean_steps)
 
 
 def shard_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int) -> float:
-    """The job's iterations of one shard at the probe's time per iteration (no compile)."""
-    return seconds_per_iteration(probe) * (num_warmup + num_samples)
+    """One shard's leapfrog steps at the probe's time per step (no compile)."""
+    return seconds_per_step(probe) * sum(shard_steps(probe, num_warmup, num_samples))
+
+
+def retry_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int, retry: int) -> float:
+    """The longest retry r ≥ 1 of a shard (no compile): 2^r times the warmup's steps, or 2^r
+    times the sampling's (:func:`retry_iterations`)."""
+    warmup, sampling = shard_steps(probe, num_warmup, num_samples)
+    grow = 2**retry
+    return seconds_per_step(probe) * max(grow * warmup + sampling, warmup + grow * sampling)
 
 
 def retry_iterations(num_warmup: int, num_samples: int, retry: int) -> int:
@@ -112,8 +147,7 @@ def plan_job(
     shard_s = shard_seconds(probe, num_warmup, num_samples)
     job_s = prepare_s + probe.compile_s + per_rank * shard_s
     upper = job_s + sum(
-        probe.compile_s
-        + seconds_per_iteration(probe) * retry_iterations(num_warmup, num_samples, r)
+        probe.compile_s + retry_seconds(probe, num_warmup, num_samples, r)
         for r in range(1, max_retries + 1)
     )
     shards_mb = per_rank * points_per_shard * BYTES_PER_POINT / 2**20
@@ -175,9 +209,10 @@ def describe(plan: JobPlan, probe: ProbeTiming) -> list[str]:
     return [
         f"plan: K = {plan.n_shards} shards of ~{plan.points_per_shard} points, "
         f"{plan.shards_per_rank} per rank on {plan.n_ranks} rank(s) × {plan.cores_per_rank} cores",
-        f"plan: probe of one shard: {probe.iterations} iterations in {probe.wall_s:.1f} s "
-        f"({probe.compile_s:.1f} s compiling), {probe.mean_steps:.1f} leapfrog steps per "
-        f"iteration, {probe.status}",
+        f"plan: probe of one shard: {probe.warmup_iterations} + {probe.sampling_iterations} "
+        f"iterations in {probe.wall_s:.1f} s ({probe.compile_s:.1f} s compiling), "
+        f"{probe.warmup_steps:.0f} leapfrog steps in the warmup, {probe.mean_steps:.1f} per "
+        f"sampling iteration, {probe.status}",
         f"plan: compile once per rank {hms(plan.compile_s)}, per shard {hms(plan.shard_s)}; "
         f"job {hms(plan.job_s)} "
         f"(up to {hms(plan.job_s_with_retries)} with retries), of which load and warm start "

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hpcfit.config import Config, KuramotoConfig
+from hpcfit.config import KuramotoConfig, KuramotoJob
 from hpcfit.io.atomic import write_atomic_path, write_json
 from hpcfit.io.checkpoint import load_record, save_record
 from hpcfit.io.jsonable import plain
@@ -123,7 +123,7 @@ def _gather_trajectories(comm: Comm, block: Any, k: KuramotoConfig, path: Path) 
 
 
 # ------------------------------------------------------------------------------------ writers
-def summary_of(cfg: Config, g: Gathered) -> dict[str, Any]:
+def summary_of(cfg: KuramotoJob, g: Gathered) -> dict[str, Any]:
     """The facts of ``summary.json`` (r statistics over members; None when r was not kept)."""
     k = cfg.kuramoto
     n = k.n_oscillators
@@ -161,7 +161,7 @@ def _stats(x: np.ndarray) -> dict[str, float]:
 
 
 def write_outputs(
-    run_dir: Path, cfg: Config, g: Gathered, omega_shared: np.ndarray, coupling: np.ndarray
+    run_dir: Path, cfg: KuramotoJob, g: Gathered, omega_shared: np.ndarray, coupling: np.ndarray
 ) -> dict[str, Any]:
     """Write summary.json, ensemble.h5 (with the shared ω and the coupling matrix of the
     network) and order_parameter.png; returns the summary."""

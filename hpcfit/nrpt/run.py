@@ -49,7 +49,7 @@ from hpcfit.parallel.balance import load_balance
 from hpcfit.parallel.comm import Comm, SerialComm
 
 PATHS = ("auto", "scan", "host")
-_MAX_ROUNDS = 24  # 2^25 scans: far beyond any practical run; keeps t below 2³²
+MAX_ROUNDS = 24  # 2^25 scans: far beyond any practical run; keeps t below 2³²
 
 
 def _int_arg(name: str, value: Any, lo: int, hi: int | None = None) -> int:
@@ -117,7 +117,7 @@ def run(
     if not isinstance(target, AbstractTarget):
         raise ConfigError(f"target must be an NRPT target, got {type(target).__name__}")
     n_chains = _int_arg("n_chains", n_chains, 2)
-    n_rounds = _int_arg("n_rounds", n_rounds, 1, _MAX_ROUNDS)
+    n_rounds = _int_arg("n_rounds", n_rounds, 1, MAX_ROUNDS)
     n_expl = _int_arg("n_expl", n_expl, 0)
     seed = _int_arg("seed", seed, 0, 2**63 - 1)
     a_star = float(target_acceptance) if isinstance(target_acceptance, int | float) else math.nan

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, KuramotoConfig, KuramotoOmega, KuramotoRecord
+from hpcfit.config import KuramotoConfig, KuramotoJob, KuramotoOmega, KuramotoRecord
 from hpcfit.errors import ConfigError
 from hpcfit.io.jsonable import plain
 from hpcfit.io.run_record import RunRecord
@@ -62,7 +62,7 @@ def rank_memory_mb(k: KuramotoConfig, n_members: int, gathered: int) -> float:
     return 8.0 * values / 2**20
 
 
-def require_memory(cfg: Config, n_members: int, gathered: int) -> None:
+def require_memory(cfg: KuramotoJob, n_members: int, gathered: int) -> None:
     """ConfigError before any large allocation when the rank's outputs and matrices would not
     fit in what it can have (``mpi.memory_limit_mb`` or measured)."""
     from hpcfit.runtime.memory import over_limit
@@ -120,7 +120,7 @@ def member_draws(k: KuramotoConfig, start: int, stop: int) -> tuple[np.ndarray, 
     return theta0.astype(np.float64), omega.astype(np.float64)
 
 
-def resolve_rank_device(cfg: Config, n_ranks: int) -> Any:
+def resolve_rank_device(cfg: KuramotoJob, n_ranks: int) -> Any:
     """The one device this rank's whole block runs on (score ⌈B/P⌉·N); None: routing off."""
     from hpcfit import device
 
@@ -150,7 +150,7 @@ def _pad(x: np.ndarray, rows: int) -> np.ndarray:
 
 
 def simulate_block(
-    cfg: Config, rank: int, n_ranks: int, chunk_dir: Path | None, fingerprint: str
+    cfg: KuramotoJob, rank: int, n_ranks: int, chunk_dir: Path | None, fingerprint: str
 ) -> Block:
     """Integrate this rank's members on its resolved device, chunk by chunk (checkpointed)."""
     from hpcfit.io import kuramoto_out
@@ -202,7 +202,7 @@ def simulate_block(
     )
 
 
-def fingerprint_of(cfg: Config) -> str:
+def fingerprint_of(cfg: KuramotoJob) -> str:
     """What a finished chunk depends on: the Kuramoto settings, the version and batch_chunk."""
     from hpcfit.io.checkpoint import fingerprint
 
@@ -211,13 +211,11 @@ def fingerprint_of(cfg: Config) -> str:
     return fingerprint(doc)
 
 
-run = workload_run(
-    lambda cfg: {"kuramoto.seed": cfg.kuramoto.seed}, lambda cfg, job: _outline(cfg, job)
-)
-"""Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""
+def seeds_of(cfg: KuramotoJob) -> dict[str, int]:
+    return {"kuramoto.seed": cfg.kuramoto.seed}
 
 
-def _outline(cfg: Config, job: Job) -> int:
+def _outline(cfg: KuramotoJob, job: Job) -> int:
     """Simulate each rank's members, gather them, write the outputs on rank 0."""
     from hpcfit.io import kuramoto_out
 
@@ -243,7 +241,7 @@ def _outline(cfg: Config, job: Job) -> int:
     return status.code
 
 
-def _write(cfg: Config, run_dir: Path, record: RunRecord, gathered: Any) -> Status:
+def _write(cfg: KuramotoJob, run_dir: Path, record: RunRecord, gathered: Any) -> Status:
     """Rank 0: the output files and the run record's final state."""
     from hpcfit.io import kuramoto_out
 
@@ -252,3 +250,7 @@ def _write(cfg: Config, run_dir: Path, record: RunRecord, gathered: Any) -> Stat
     record.finish("ok", EXIT_OK)
     log.info("run directory: %s (exit 0)", run_dir)
     return Status(EXIT_OK, "ok")
+
+
+run = workload_run(seeds_of, _outline)
+"""Run the ensemble on every rank of ``comm``; rank 0 writes ``kuramoto/``. Exit code."""

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hpcfit.config import Config, NrptConfig, NrptModel
+from hpcfit.config import NrptConfig, NrptJob, NrptModel
 from hpcfit.errors import ConfigError
 from hpcfit.io.run_record import RunRecord
 from hpcfit.pipelines.runner import Job, workload_run
@@ -37,7 +37,7 @@ def build_model(n: NrptConfig) -> Any:
     return load_model_file(n.model_file, beta=n.beta)
 
 
-def resolve_rank_device(cfg: Config, n_free: int, n_ranks: int) -> Any:
+def resolve_rank_device(cfg: NrptJob, n_free: int, n_ranks: int) -> Any:
     """The one device this rank's replicas run on (score ⌈N/P⌉·n_free); None: routing off."""
     from hpcfit import device
 
@@ -61,11 +61,7 @@ def progress_line(info: dict[str, Any]) -> str:
     )
 
 
-run = workload_run(lambda cfg: {"nrpt.seed": cfg.nrpt.seed}, lambda cfg, job: _outline(cfg, job))
-"""Run NRPT on every rank of ``comm``; rank 0 writes ``nrpt/``. Returns the exit code."""
-
-
-def _outline(cfg: Config, job: Job) -> int:
+def _outline(cfg: NrptJob, job: Job) -> int:
     """Rank 0 reads the model and every rank gets it; the ranks run NRPT together; rank 0
     records the outcome and writes the outputs."""
     from hpcfit import nrpt
@@ -127,3 +123,11 @@ def _finish(record: RunRecord, run_dir: Path, result: Any) -> Status:
     record.finish("ok", EXIT_OK)
     log.info("run directory: %s (exit 0)", run_dir)
     return Status(EXIT_OK, "ok")
+
+
+def seeds_of(cfg: NrptJob) -> dict[str, int]:
+    return {"nrpt.seed": cfg.nrpt.seed}
+
+
+run = workload_run(seeds_of, _outline)
+"""Run NRPT on every rank of ``comm``; rank 0 writes ``nrpt/``. Returns the exit code."""

@@ -28,7 +28,7 @@ from hpcfit.pipelines.status import RunLog, guarded, rank_errors_status
 from hpcfit.status import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, Status
 
 if TYPE_CHECKING:
-    from hpcfit.config import Config
+    from hpcfit.config import JobConfig
 
 T = TypeVar("T")
 CONTINUE = Status(EXIT_OK, "ok", final=False)
@@ -75,10 +75,10 @@ class Job:
         return value, self.comm.bcast(status or CONTINUE)
 
 
-class WorkloadRun(Protocol):
+class WorkloadRun[C: JobConfig](Protocol):
     def __call__(
         self,
-        cfg: Config,
+        cfg: C,
         run_dir: Path,
         resolved: dict[str, Any],
         comm: Comm | None = None,
@@ -86,16 +86,16 @@ class WorkloadRun(Protocol):
     ) -> int: ...
 
 
-def workload_run(
-    seeds: Callable[[Config], dict[str, Any]], outline: Callable[[Config, Job], int]
-) -> WorkloadRun:
+def workload_run[C: JobConfig](
+    seeds: Callable[[C], dict[str, Any]], outline: Callable[[C, Job], int]
+) -> WorkloadRun[C]:
     """A workload's ``run(cfg, run_dir, resolved, comm=None, facts=None) -> exit code``: the
     frame of :func:`run_job` around ``outline(cfg, job)`` on every rank of ``comm`` (one
     process without it), with the run's ``seeds(cfg)`` and rank 0's ``facts`` (e.g. each rank's
     CPU affinity) in ``run.json``."""
 
     def run(
-        cfg: Config,
+        cfg: C,
         run_dir: Path,
         resolved: dict[str, Any],
         comm: Comm | None = None,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config, SyntheticData
+from hpcfit.config import SyntheticData, XpcsJob
 from hpcfit.io.atomic import write_json
 from hpcfit.io.jsonable import plain
 from hpcfit.io.run_dir import mark_ended
@@ -57,11 +57,7 @@ class Prepared:
         self.pooled = None
 
 
-run = workload_run(lambda cfg: seeds_of(cfg), lambda cfg, job: _outline(cfg, job))
-"""Run the XPCS job in ``run_dir`` on every rank of ``comm``; returns the exit code."""
-
-
-def _outline(cfg: Config, job: Job) -> int:
+def _outline(cfg: XpcsJob, job: Job) -> int:
     """Rank 0 loads, warm-starts and plans; the shards are scattered, sampled where they are
     owned (checkpointed) and gathered; rank 0 combines them and writes the results."""
     from hpcfit.pipelines.progress import Progress, ProgressMonitor
@@ -114,7 +110,7 @@ def _outline(cfg: Config, job: Job) -> int:
 # --------------------------------------------------------------------------- rank 0: prepare
 
 
-def prepare(cfg: Config, run_dir: Path, record: RunRecord, n_ranks: int):
+def prepare(cfg: XpcsJob, run_dir: Path, record: RunRecord, n_ranks: int):
     """Load → warm start → plan → preconditioner. Returns (Prepared, Status)."""
     from hpcfit.io.sources import load_configured
     from hpcfit.pipelines.xpcs_plan import check_sizes, planned_ranks, write_plan
@@ -171,6 +167,9 @@ def unusable_reason(warm: NLSQResult) -> str:
     """One line: the flags that make the warm start unusable, the χ²_red, and a hint."""
     bad = [f.name for f in warm.flags if not f.usable]
     parts = [", ".join(bad)]
+    held = warm.extra.get("bound_active") or []
+    if held:
+        parts.append(f"held by a bound: {', '.join(held)} (model.bounds.NAME=[lo,hi] or fix it)")
     if warm.chi2_red is not None:
         from hpcfit.xpcs.nlsq import chi2_band
 
@@ -182,7 +181,7 @@ def unusable_reason(warm: NLSQResult) -> str:
     return f"{'; '.join(parts)}; try {hint}"
 
 
-def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
+def warm_start(cfg: XpcsJob, run_dir: Path, data: XpcsData, space: Any) -> NLSQResult:
     """The NLSQ fit, or its checkpoint when the data and settings match."""
     from hpcfit.io import checkpoint
 
@@ -215,7 +214,7 @@ def warm_start(cfg: Config, run_dir: Path, data: XpcsData, space: Any) -> NLSQRe
 # --------------------------------------------------------------------------- rank 0: finish
 
 
-def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: list) -> Status:
+def finish(cfg: XpcsJob, run_dir: Path, record: RunRecord, p: Prepared, results: list) -> Status:
     """Failure policy → combination → summary and files. Returns the final status."""
     from hpcfit.cmc.combine import combine
     from hpcfit.cmc.policy import completion_margin, exclusion_report
@@ -264,8 +263,12 @@ def finish(cfg: Config, run_dir: Path, record: RunRecord, p: Prepared, results: 
 # --------------------------------------------------------------------------- helpers
 
 
-def seeds_of(cfg: Config) -> dict[str, int]:
+def seeds_of(cfg: XpcsJob) -> dict[str, int]:
     seeds = {"nlsq.multistart.seed": cfg.nlsq.multistart.seed, "cmc.seed": cfg.cmc.seed}
     if isinstance(cfg.data, SyntheticData):
         seeds["data.seed"] = cfg.data.seed
     return seeds
+
+
+run = workload_run(seeds_of, _outline)
+"""Run the XPCS job in ``run_dir`` on every rank of ``comm``; returns the exit code."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hpcfit import __version__
-from hpcfit.config import Config
+from hpcfit.config import XpcsJob
 from hpcfit.io.atomic import write_json
 from hpcfit.io.jsonable import plain
 from hpcfit.io.run_record import RunRecord
@@ -24,7 +24,7 @@ from hpcfit.xpcs.dataset import XpcsData
 log = logging.getLogger("hpcfit")
 
 
-def noise_levels(cfg: Config, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
+def noise_levels(cfg: XpcsJob, data: XpcsData, warm: NLSQResult | None) -> tuple[np.ndarray, str]:
     """σ_a for the shard likelihood and where it came from: the warm start's σ (known or
     estimated), else the known σ in the precedence the warm start uses (``nlsq.sigma`` over the
     file's), else a model-free MAD estimate."""
@@ -54,7 +54,7 @@ def identification_note(names: tuple[str, ...]) -> str | None:
     )
 
 
-def plan_cmc(cfg: Config, run_dir: Path, record: RunRecord, p: Any, n_ranks: int) -> None:
+def plan_cmc(cfg: XpcsJob, run_dir: Path, record: RunRecord, p: Any, n_ranks: int) -> None:
     """Shard count and plan, target, preconditioner and the job every rank receives."""
     from hpcfit.cmc.diagnostics import Gates
     from hpcfit.cmc.nuts import NutsSettings

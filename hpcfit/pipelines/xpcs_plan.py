@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hpcfit.config import Config, cores_per_rank
+from hpcfit.config import XpcsJob, cores_per_rank
 from hpcfit.io.atomic import write_json
 from hpcfit.io.run_record import RunRecord
 from hpcfit.pipelines.status import EXIT_OK, Status
@@ -29,7 +29,7 @@ from hpcfit.runtime import memory
 log = logging.getLogger("hpcfit")
 
 
-def check_sizes(cfg: Config, data: Any, space: Any, n_ranks: int) -> None:
+def check_sizes(cfg: XpcsJob, data: Any, space: Any, n_ranks: int) -> None:
     """Size checks that need the selected data, before any fit: enough points per free
     quantity, a pinned ``cmc.n_shards`` no larger than the points, and rank 0's memory for
     every shard's draws."""
@@ -54,7 +54,7 @@ def check_sizes(cfg: Config, data: Any, space: Any, n_ranks: int) -> None:
             )
 
 
-def shard_count(cfg: Config, n_points: int, n_ranks: int) -> int:
+def shard_count(cfg: XpcsJob, n_points: int, n_ranks: int) -> int:
     """K from ``cmc.n_shards`` and the auto rule; ConfigError if it cannot be met."""
     from hpcfit.cmc.plan import resolve_n_shards
     from hpcfit.errors import ConfigError
@@ -73,13 +73,13 @@ def shard_count(cfg: Config, n_points: int, n_ranks: int) -> int:
         raise ConfigError(f"cmc.n_shards: {exc}") from None
 
 
-def planned_ranks(cfg: Config, n_ranks: int) -> int:
+def planned_ranks(cfg: XpcsJob, n_ranks: int) -> int:
     """The rank count the plan is for: ``mpi.ranks`` if set, else the ranks running now."""
     return cfg.mpi.ranks or n_ranks
 
 
 def write_plan(
-    cfg: Config,
+    cfg: XpcsJob,
     run_dir: Path,
     record: RunRecord,
     prepared: Any,

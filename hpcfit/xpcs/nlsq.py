@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from hpcfit.records import NLSQResult, StartRecord, WarmStartFlag
-from hpcfit.xpcs.covariance import covariance
+from hpcfit.xpcs.covariance import CovarianceResult, covariance
 from hpcfit.xpcs.dataset import XpcsData
 from hpcfit.xpcs.params import ParamSpace
 from hpcfit.xpcs.problem import Problem
@@ -143,6 +143,7 @@ def result(
     sigma_hat = problem.sigma_hat(ssr_slot)
     pinned = _pinned(theta, lo, hi)
     sigma_k = np.sqrt(np.clip(np.diag(cov_result.cov), 0.0, None))
+    held = held_by_bound(pinned, sigma_k, problem.unknown_prior_sd(fit_mode=True), cov_result)
     sigma_k[pinned] = np.nan
 
     chi2_red: float | None = None
@@ -155,6 +156,8 @@ def result(
         flags.append(WarmStartFlag.chi2_out_of_range)
     if pinned.any():
         flags.append(WarmStartFlag.at_bounds)
+    if held.any():
+        flags.append(WarmStartFlag.bound_active)
     if cov_result.null_dims:
         flags.append(WarmStartFlag.singular)
     degenerate = problem.degenerate_slots(final.x)
@@ -197,6 +200,7 @@ def result(
             "degenerate_slots": [int(k) for k in np.flatnonzero(degenerate)],
             "sigma_used": [float(x) for x in 1.0 / weights],
             "pinned": [theta_names[k] for k in np.flatnonzero(pinned)],
+            "bound_active": [theta_names[k] for k in np.flatnonzero(held)],
             "n_points": problem.size,
             "slot_counts": [int(c) for c in problem.slot_counts],
         },
@@ -346,6 +350,23 @@ def _best(passes: list[Pass]) -> Pass:
     """The usable pass with the lowest cost (the first pass if none is usable)."""
     usable = [p for p in passes if all(f.usable for f in _solver_flags(p))]
     return min(usable, key=lambda p: p.cost) if usable else passes[0]
+
+
+def held_by_bound(
+    pinned: np.ndarray, spread: np.ndarray, prior_sd: np.ndarray, cov: CovarianceResult
+) -> np.ndarray:
+    """The pinned quantities the data identify: the bound, not the data, decides their value.
+
+    A pinned quantity is *identified* when its spread √(s²(JᵀJ)⁺)_kk at the bound is finite,
+    positive and no wider than its prior sd, and it loads on no null direction of JᵀJ. Then the
+    fit wants to cross the bound (a wrong basin, a wrong bound, or a model that does not fit),
+    and a posterior built around it would pile against the bound: the warm start is not usable.
+    A pinned quantity the data do not identify (a short map, an unseen component) is left to its
+    prior by the sampler and named by the run, so it does not stop the job.
+    """
+    identified = np.isfinite(spread) & (spread > 0.0) & (spread <= prior_sd)
+    identified[list(cov.unidentified)] = False
+    return pinned & identified
 
 
 def _pinned(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

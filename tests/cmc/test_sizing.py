@@ -3,7 +3,9 @@ user runs it (``hpcfit ... cmc.plan_only=true``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,12 +23,16 @@ from hpcfit.cmc.sizing import (
     slurm_time,
 )
 
+# the job's 500 warmup iterations took 2500 leapfrog steps on the slowest chain, then 100
+# sampling iterations of 5 steps: 3000 steps in 40 − 10 = 30 s, 0.01 s per step
 PROBE = ProbeTiming(
     points=5000,
-    iterations=150,
+    warmup_iterations=500,
+    sampling_iterations=100,
     wall_s=40.0,
     compile_s=10.0,
-    mean_steps=12.0,
+    warmup_steps=2500.0,
+    mean_steps=5.0,
     status="ok",
     sampling_mb=100.0,
 )
@@ -41,9 +47,26 @@ def test_slurm_time_rounds_up_to_minutes(seconds, text):
     assert slurm_time(seconds) == text
 
 
-def test_shard_time_is_iterations_at_the_probe_rate():
-    # (40 − 10) s over 150 iterations = 0.2 s per iteration; 1500 iterations → 300 s
-    assert shard_seconds(PROBE, 500, 1000) == pytest.approx(300.0)
+def test_shard_time_is_leapfrog_steps_at_the_probe_rate():
+    # 2500 warmup steps + 1000 sampling iterations × 5 steps, at 0.01 s per step
+    assert shard_seconds(PROBE, 500, 1000) == pytest.approx(75.0)
+    # a job with twice the warmup: twice the warmup steps
+    assert shard_seconds(PROBE, 1000, 1000) == pytest.approx(100.0)
+
+
+def test_a_probe_without_step_counts_is_timed_per_iteration():
+    failed = dataclasses.replace(PROBE, warmup_steps=math.nan, mean_steps=math.nan)
+    # 30 s over 600 iterations = 0.05 s per iteration; 1500 iterations → 75 s
+    assert shard_seconds(failed, 500, 1000) == pytest.approx(75.0)
+
+
+def test_the_probe_runs_the_whole_warmup_and_a_fraction_of_the_draws():
+    from hpcfit.cmc.nuts import NutsSettings
+    from hpcfit.cmc.probe import probe_settings
+
+    s = probe_settings(NutsSettings(num_warmup=500, num_samples=1000), 0.1)
+    assert (s.num_warmup, s.num_samples) == (500, 100)
+    assert probe_settings(NutsSettings(num_warmup=50, num_samples=100), 0.1).num_samples == 20
 
 
 def test_a_retry_runs_at_most_the_longer_of_its_two_paths():
@@ -67,15 +90,15 @@ def test_job_estimate_runs_ceil_k_over_r_shards_per_rank():
         rank0_peak_mb=900.0,
     )
     assert plan.shards_per_rank == 3
-    # one compile per rank (10 s), then three shards of 300 s; a retry compiles again and runs
-    # at most 500 + 2·1000 then 500 + 4·1000 iterations (the thinning path) at 0.2 s each
-    assert plan.job_s == pytest.approx(20.0 + 10.0 + 3 * 300.0)
-    assert plan.job_s_with_retries == pytest.approx(plan.job_s + 10.0 + 500.0 + 10.0 + 900.0)
+    # one compile per rank (10 s), then three shards of 75 s; a retry compiles again and takes
+    # at most 2500 + 2·5000 then 2500 + 4·5000 steps (the thinning path) at 0.01 s each
+    assert plan.job_s == pytest.approx(20.0 + 10.0 + 3 * 75.0)
+    assert plan.job_s_with_retries == pytest.approx(plan.job_s + 10.0 + 125.0 + 10.0 + 225.0)
     shards_mb = 3 * 5000 * 64 / 2**20
     assert plan.memory_rank_mb == pytest.approx(300.0 + shards_mb + 100.0)
     assert plan.memory_rank0_mb == pytest.approx(900.0 + shards_mb)
-    # 2350 s × 1.5 = 3525 s → 59 min; (900 + shards) MB × 1.25 / 4 cores per task
-    assert "--ntasks=4 --cpus-per-task=4 --time=00:59:00" in plan.sbatch
+    # 625 s × 1.5 = 937.5 s → 16 min; (900 + shards) MB × 1.25 / 4 cores per task
+    assert "--ntasks=4 --cpus-per-task=4 --time=00:16:00" in plan.sbatch
     assert plan.sbatch.endswith("slurm/cpu.sbatch")
 
 
@@ -115,8 +138,10 @@ def test_plan_only_sizes_the_job_for_the_requested_ranks_without_sampling(tmp_pa
     k = resolve_n_shards("auto", 3 * 40 * 39 // 2, 4, 1000, 500, 1)
     assert est["n_shards"] == k and est["n_ranks"] == 4
     assert est["shards_per_rank"] == -(-k // 4)
-    assert probe["iterations"] == 40  # 10 % of 100 + 100, at least 20 each
+    assert probe["warmup_iterations"] == 100  # the job's warmup
+    assert probe["sampling_iterations"] == 20  # 10 % of 100, at least 20
     assert probe["status"] == "ok" and probe["mean_steps"] >= 1
+    assert probe["warmup_steps"] >= 100  # at least one step per iteration
     assert 0 <= probe["compile_s"] <= probe["wall_s"]
     assert est["compile_s"] == pytest.approx(probe["compile_s"])
     assert est["job_s"] == pytest.approx(

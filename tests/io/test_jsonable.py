@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcfit.config import Config
+from hpcfit.config import XpcsJob
 from hpcfit.io.jsonable import plain
 
 
@@ -50,7 +50,7 @@ def test_values_become_plain_json_and_nonfinite_floats_null_or_kept() -> None:
 
 
 def test_the_whole_job_config_is_plain_and_keeps_its_values() -> None:
-    cfg = Config()
+    cfg = XpcsJob()
     out = plain(cfg, nonfinite="keep")
     assert out["nlsq"]["scaling"] == cfg.nlsq.scaling.value
     assert out["cmc"]["num_samples"] == cfg.cmc.num_samples

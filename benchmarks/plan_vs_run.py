@@ -8,8 +8,8 @@ here; recorded as ``plan_only``); its estimate is still the answer a user gets b
 
     .venv/bin/python benchmarks/plan_vs_run.py                       # make run's job, ≈ 12 min
     .venv/bin/python benchmarks/plan_vs_run.py --plan-only data=synthetic data.n_frames=1000
-    .venv/bin/python benchmarks/plan_vs_run.py --keep /tmp/pvr data=synthetic data.n_frames=1000 \\
-        cmc.n_shards=auto                                            # ≈ 2 h on 2 cores
+    .venv/bin/python benchmarks/plan_vs_run.py --record plan_vs_run_large \\
+        data=synthetic data.n_frames=300 cmc.n_shards=auto           # K = 7, ≈ 15 min
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--plan-only", action="store_true", help="record the plan, skip the run")
     ap.add_argument("--keep", type=Path, help="keep the plan's and the run's directories here")
+    ap.add_argument(
+        "--record",
+        choices=("plan_vs_run", "plan_vs_run_large"),
+        default="plan_vs_run",
+        help="the record's name: make run's job, or a larger one",
+    )
     ap.add_argument("overrides", nargs="*", default=None)
     args = ap.parse_args(argv)
     overrides = DEFAULT + (args.overrides or [])
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peak RSS per rank: {record.get('peak_rss_mb')} MB", flush=True)
             measured["plan_over_measured"] = ratio
     path = _record.write_record(
-        "plan_only" if args.plan_only else "plan_vs_run",
+        "plan_only" if args.plan_only else args.record,
         {
             "workload": "hpcfit cmc.plan_only=true, then the same job",
             "params": {"overrides": overrides, "plan_only": args.plan_only},

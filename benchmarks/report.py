@@ -40,6 +40,7 @@ BENCHMARKS = (
     "warm_start_scale",
     "warm_start_peer",
     "plan_vs_run",
+    "plan_vs_run_large",
     "plan_only",
     "cmc_calibration",
 )
@@ -600,6 +601,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "warm_start_scale": _warm_start_scale_rows,
     "warm_start_peer": _warm_start_peer_rows,
     "plan_vs_run": _plan_rows,
+    "plan_vs_run_large": _plan_rows,
     "plan_only": _plan_rows,
     "cmc_calibration": _calibration_rows,
 }

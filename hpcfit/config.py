@@ -216,7 +216,7 @@ class CmcConfig:
 
     enabled: bool = True
     plan_only: bool = False  # size the job (load, warm start, one-shard probe) and stop
-    plan_probe: float = 0.1  # fraction of num_warmup/num_samples the probe runs (≥ 20 each)
+    plan_probe: float = 0.1  # fraction of num_samples the probe runs (≥ 20), after all the warmup
     require_warm_start: bool = True  # an unusable warm start stops the job (exit 4)
     seed: int = 0
     n_shards: Any = "auto"  # "auto" or an integer K >= 1

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from helpers import compose
+from test_pipeline_unidentified import UNSEEN_JOB
 
 from hpcfit.pipelines import xpcs
 
@@ -25,19 +26,7 @@ HELD = (
     "model.bounds={D0_ref:[1000.0,2000.0]}",
     "model.start={D0_ref:1500.0,D0_sample:20000.0}",
 )
-TRUTH = [3000.0, 0.2, 0.0, 30000.0, 0.5, 0.0, 1500.0, 0.3, 0.0, 0.4, -0.8, 0.0, 0.1, 0.0]
-UNSEEN_AT_BOUND = (
-    "data=synthetic",
-    "data.n_frames=30",
-    "data.dt=0.05",
-    "data.phi=[90.0]",
-    "data.contrast=[0.30]",
-    "data.seed=2024",
-    "data.truth=[" + ",".join(str(x) for x in TRUTH) + "]",
-    "model.fixed=[f2,D_offset_ref,D_offset_sample,v_offset,alpha_ref,alpha_sample,beta,f1,f3,phi0]",
-    "model.start={D0_ref:5000.0,D0_sample:20000.0,alpha_ref:0.2,alpha_sample:0.5,beta:0.3,"
-    "f1:-0.8,f3:0.1,phi0:0.0,v0:1e-6}",  # v0 at its lower bound
-)
+UNSEEN_AT_BOUND = UNSEEN_JOB  # v0 starts at its lower bound, and no data see it
 
 
 def run(run_dir: Path, *overrides: str) -> int:

@@ -4,7 +4,9 @@ width, and the posterior of that quantity is its prior.
 The map has one angle, φ = 90°, with φ0 fixed at 0: the drift phase q·cos(φ + φ0)·Δv is then
 zero (to 1e-17), so the velocity v0 does not enter c2 at all and its exact posterior is its
 truncated-normal prior. This is the limit of the short maps whose warm start ends with a
-quantity at a bound or with an infinite σ_k: the warm start has nothing to whiten v0 with.
+quantity at a bound or with an infinite σ_k: v0 starts at its lower bound and stays there, the
+warm start flags it ``at_bounds`` (not ``bound_active``: the data do not identify it) and has
+nothing to whiten it with, and the chains start next to that bound.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ UNSEEN_JOB = (
     "data.truth=[" + ",".join(str(x) for x in TRUTH) + "]",
     "model.fixed=[f2,D_offset_ref,D_offset_sample,v_offset,alpha_ref,alpha_sample,beta,f1,f3,phi0]",
     "model.start={D0_ref:5000.0,D0_sample:20000.0,alpha_ref:0.2,alpha_sample:0.5,beta:0.3,"
-    "f1:-0.8,f3:0.1,phi0:0.0}",
+    "f1:-0.8,f3:0.1,phi0:0.0,v0:1e-6}",  # v0 at its lower bound
     "cmc.n_shards=1",
     "cmc.num_chains=2",
     "cmc.num_warmup=300",
@@ -52,6 +54,9 @@ def unseen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_run_names_the_quantity_the_data_do_not_identify(unseen: Path) -> None:
     record = json.loads((unseen / "run.json").read_text())
     assert record["cmc"]["not_identified_by_warm_start"] == ["v0"]
+    warm = json.loads((unseen / "nlsq" / "result.json").read_text())
+    assert warm["pinned"] == ["v0"] and warm["bound_active"] == []
+    assert "at_bounds" in warm["flags"] and warm["usable"]
     log = (unseen / "rank-0.log").read_text()
     assert "CMC: the warm start does not identify v0" in log
 

@@ -10,7 +10,12 @@ import sys
 
 import pytest
 
-from hpcfit.runtime.process import MALLOC_ARENAS, limit_malloc_arenas, merge_xla_flags
+from hpcfit.runtime.process import (
+    MALLOC_ARENAS,
+    MMAP_THRESHOLD,
+    limit_malloc_arenas,
+    merge_xla_flags,
+)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +101,51 @@ def test_malloc_arena_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "many")  # glibc ignores it: hpcfit's cap applies
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert limit_malloc_arenas() == (MALLOC_ARENAS if glibc else None)
+
+
+_MMAP_PROBE = r"""
+import ctypes, sys
+from hpcfit.runtime.process import fix_mmap_threshold
+fixed = fix_mmap_threshold() if sys.argv[1] == "fix" else None
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+size = 4 << 20
+libc.free(libc.malloc(size))  # a mapped block freed: glibc's dynamic threshold rises past it
+before = libc.mallinfo2().hblks
+block = libc.malloc(size)
+print(fixed, libc.mallinfo2().hblks - before)  # 1: the second block is mapped too
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the mmap threshold is glibc's",
+)
+def test_freed_blocks_do_not_move_blocks_into_the_arenas() -> None:
+    """By glibc's default, freeing a 4 MiB mapped block raises the mmap threshold, so the next
+    4 MiB block comes from an arena, whose freed memory the process keeps (a long NUTS run's
+    RSS then grows); with the threshold fixed, it is mapped again and unmapped when freed."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+
+    def probe(mode: str) -> list[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _MMAP_PROBE, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split()
+
+    assert probe("fix") == [str(MMAP_THRESHOLD), "1"]
+    assert probe("none") == ["None", "0"]

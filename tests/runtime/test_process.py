@@ -39,6 +39,19 @@ def test_device_count_replaced_other_flags_kept(existing: str, count, expected: 
     assert merge_xla_flags(existing, count) == expected
 
 
+def fresh_process(code: str, mode: str, *, unset: str) -> list[str]:
+    """The words ``python -c code mode`` prints, run without the variable ``unset``."""
+    env = {k: v for k, v in os.environ.items() if k != unset}
+    return subprocess.run(
+        [sys.executable, "-c", code, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+
+
 _ARENA_PROBE = r"""
 import ctypes, os, sys, tempfile, threading
 from hpcfit.runtime.process import limit_malloc_arenas
@@ -75,17 +88,9 @@ print(cap, open(path).read().count("<heap nr="))
 def test_malloc_arenas_capped_before_threads_allocate() -> None:
     """Eight threads allocating at once get their own arenas by glibc's default; after
     ``limit_malloc_arenas`` they share two (the cap that keeps a long NUTS run's memory flat)."""
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
 
     def arenas(mode: str) -> tuple[str, int]:
-        out = subprocess.run(
-            [sys.executable, "-c", _ARENA_PROBE, mode],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.split()
+        out = fresh_process(_ARENA_PROBE, mode, unset="MALLOC_ARENA_MAX")
         return out[0], int(out[1])
 
     assert arenas("cap") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
@@ -135,17 +140,6 @@ def test_freed_blocks_do_not_move_blocks_into_the_arenas() -> None:
     """By glibc's default, freeing a 4 MiB mapped block raises the mmap threshold, so the next
     4 MiB block comes from an arena, whose freed memory the process keeps (a long NUTS run's
     RSS then grows); with the threshold fixed, it is mapped again and unmapped when freed."""
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-
-    def probe(mode: str) -> list[str]:
-        return subprocess.run(
-            [sys.executable, "-c", _MMAP_PROBE, mode],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.split()
-
-    assert probe("fix") == [str(MMAP_THRESHOLD), "1"]
-    assert probe("none") == ["None", "0"]
+    unset = "MALLOC_MMAP_THRESHOLD_"
+    assert fresh_process(_MMAP_PROBE, "fix", unset=unset) == [str(MMAP_THRESHOLD), "1"]
+    assert fresh_process(_MMAP_PROBE, "none", unset=unset) == ["None", "0"]

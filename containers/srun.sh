@@ -14,6 +14,9 @@ bind=()
 if [[ -n ${HOST_MPI_DIR:-} ]]; then
     bind=(--bind "$HOST_MPI_DIR" --env "MPI4PY_LIBMPI=$HOST_MPI_DIR/lib/libmpi.so.12")
 fi
+# One chain per core for the XPCS fit; the Kuramoto and NRPT jobs have no cmc section.
+chains=(cmc.num_chains="${SLURM_CPUS_PER_TASK:-1}")
+for arg in "$@"; do [[ $arg == workload=* && $arg != workload=xpcs ]] && chains=(); done
 exec srun --mpi=pmi2 --cpu-bind=cores --kill-on-bad-exit=1 \
     apptainer exec "${bind[@]}" "$sif" \
-    python -m mpi4py -m hpcfit cmc.num_chains="${SLURM_CPUS_PER_TASK:-1}" "$@"
+    python -m mpi4py -m hpcfit "${chains[@]}" "$@"

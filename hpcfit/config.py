@@ -294,9 +294,6 @@ class NrptJob(JobConfig):
 Config = XpcsJob | KuramotoJob | NrptJob
 """A job's configuration: the schema its ``workload`` group option selects."""
 
-RoutedJob = KuramotoJob | NrptJob
-"""The workloads whose ranks may take a GPU (``device.*``); the XPCS fit never does."""
-
 JOB_SCHEMAS: dict[Workload, type[JobConfig]] = {
     Workload.xpcs: XpcsJob,
     Workload.kuramoto: KuramotoJob,

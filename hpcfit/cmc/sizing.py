@@ -116,13 +116,13 @@ def retry_seconds(probe: ProbeTiming, num_warmup: int, num_samples: int, retry: 
     """The longest retry r ≥ 1 of a shard (no compile): 2^r times the warmup's steps, or 2^r
     times the sampling's (:func:`retry_iterations`)."""
     warmup, sampling = shard_steps(probe, num_warmup, num_samples)
-    grow = 2**retry
-    return seconds_per_step(probe) * max(grow * warmup + sampling, warmup + grow * sampling)
+    return seconds_per_step(probe) * retry_iterations(warmup, sampling, retry)
 
 
-def retry_iterations(num_warmup: int, num_samples: int, retry: int) -> int:
+def retry_iterations[N: (int, float)](num_warmup: N, num_samples: N, retry: int) -> N:
     """The most iterations retry r ≥ 1 of a shard runs: 2^r·W + S on the warmup path, W + 2^r·S
-    on the thinning path (a mix of the two runs fewer)."""
+    on the thinning path (a mix of the two runs fewer). Given the leapfrog steps of the warmup
+    and of the sampling instead, the most steps."""
     grow = 2**retry
     return max(grow * num_warmup + num_samples, num_warmup + grow * num_samples)
 
